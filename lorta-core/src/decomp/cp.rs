@@ -1,0 +1,155 @@
+//! CP (CANDECOMP/PARAFAC) tensors of any order: T[i₁…i_N] = Σ_r Π_n U_n[i_n, r].
+use burn::module::{Module, Param};
+use burn::tensor::{backend::Backend, Tensor};
+use rand::rngs::StdRng;
+
+use super::{check_input_width, split_modes};
+use crate::init::Init;
+use crate::{CoreError, Result};
+
+/// A rank-`r` CP tensor; factor `n` has shape `[dims[n], r]`.
+#[derive(Module, Debug)]
+pub struct CpTensor<B: Backend> {
+    pub factors: Vec<Param<Tensor<B, 2>>>,
+}
+
+impl<B: Backend> CpTensor<B> {
+    pub fn from_factors(factors: Vec<Tensor<B, 2>>) -> Result<Self> {
+        if factors.is_empty() {
+            return Err(CoreError::config("a CP tensor needs at least one factor"));
+        }
+        let r = factors[0].dims()[1];
+        for (n, f) in factors.iter().enumerate() {
+            if f.dims()[1] != r {
+                return Err(CoreError::Shape {
+                    name: format!("CP factor {n}"),
+                    expected: vec![f.dims()[0], r],
+                    found: f.dims().to_vec(),
+                });
+            }
+        }
+        Ok(CpTensor { factors: factors.into_iter().map(Param::from_tensor).collect() })
+    }
+
+    /// One initialiser per mode.
+    pub fn init(
+        dims: &[usize],
+        rank: usize,
+        inits: &[Init],
+        rng: &mut StdRng,
+        device: &B::Device,
+    ) -> Self {
+        assert_eq!(dims.len(), inits.len(), "one initialiser per mode");
+        let factors =
+            dims.iter().zip(inits).map(|(&d, init)| init.tensor::<B, 2>([d, rank], rng, device));
+        Self::from_factors(factors.collect()).expect("consistent ranks")
+    }
+
+    pub fn rank(&self) -> usize {
+        self.factors[0].dims()[1]
+    }
+    pub fn dims(&self) -> Vec<usize> {
+        self.factors.iter().map(|f| f.dims()[0]).collect()
+    }
+    pub fn order(&self) -> usize {
+        self.factors.len()
+    }
+    /// Σ_n dims[n]·r.
+    pub fn num_params(&self) -> usize {
+        self.dims().iter().sum::<usize>() * self.rank()
+    }
+    pub fn factor(&self, n: usize) -> Tensor<B, 2> {
+        self.factors[n].val()
+    }
+
+    /// Khatri-Rao product of the given modes' factors: `[prod(dims of modes), r]`, row-major.
+    fn khatri_rao(&self, modes: &[usize]) -> Tensor<B, 2> {
+        let r = self.rank();
+        let device = self.factors[0].device();
+        let mut acc = Tensor::<B, 2>::ones([1, r], &device);
+        for &m in modes {
+            let f = self.factor(m);
+            let rows = acc.dims()[0];
+            let n = f.dims()[0];
+            acc = (acc.unsqueeze_dim::<3>(1) * f.unsqueeze_dim::<3>(0)).reshape([rows * n, r]);
+        }
+        acc
+    }
+
+    /// The full tensor as `[1, prod(dims)]`.
+    pub fn reconstruct(&self) -> Tensor<B, 2> {
+        let all: Vec<usize> = (0..self.order()).collect();
+        self.khatri_rao(&all).sum_dim(1).reshape([1, self.dims().iter().product::<usize>()])
+    }
+
+    /// Contracts `x: [batch, prod(dims[modes])]` (row-major over `modes`, ascending) with the
+    /// tensor; returns `[batch, prod(dims of the other modes)]`. Never builds the full tensor:
+    /// cost O(batch·(Σ contracted sizes)·r + batch·r·prod(rest)).
+    pub fn contract(&self, x: Tensor<B, 2>, modes: &[usize]) -> Result<Tensor<B, 2>> {
+        self.contract_with_fixed(x, modes, &[])
+    }
+
+    /// Like [`contract`](Self::contract), with some modes fixed at an index (a slice of the
+    /// tensor): `fixed = [(mode, index)]`. Fixed modes are neither input nor output.
+    pub fn contract_with_fixed(
+        &self,
+        x: Tensor<B, 2>,
+        modes: &[usize],
+        fixed: &[(usize, usize)],
+    ) -> Result<Tensor<B, 2>> {
+        let dims = self.dims();
+        let (chosen, rest) = split_modes(&dims, modes)?;
+        check_input_width(x.dims()[1], &dims, &chosen)?;
+        for &(m, i) in fixed {
+            if chosen.contains(&m) || m >= dims.len() || i >= dims[m] {
+                return Err(CoreError::config(format!(
+                    "fixed index {i} for mode {m} is invalid (dims {dims:?}, contracted {chosen:?})"
+                )));
+            }
+        }
+        let rest: Vec<usize> =
+            rest.into_iter().filter(|m| !fixed.iter().any(|(f, _)| f == m)).collect();
+        let z = self.project(x, &chosen, fixed);
+        if rest.is_empty() {
+            return Ok(z.sum_dim(1));
+        }
+        Ok(z.matmul(self.khatri_rao(&rest).transpose()))
+    }
+
+    /// Rank-space coefficients `[batch, r]`: x contracted over `chosen`, times the fixed rows.
+    pub fn project(
+        &self,
+        x: Tensor<B, 2>,
+        chosen: &[usize],
+        fixed: &[(usize, usize)],
+    ) -> Tensor<B, 2> {
+        let dims = self.dims();
+        let r = self.rank();
+        let batch = x.dims()[0];
+        let mut z: Tensor<B, 2> = if chosen.is_empty() {
+            // No input modes: x is [batch, 1].
+            x.matmul(Tensor::ones([1, r], &self.factors[0].device()))
+        } else {
+            let first = chosen[0];
+            let tail: usize = chosen[1..].iter().map(|&m| dims[m]).product();
+            // [b, I1, tail] -> [b, tail, I1] @ [I1, r] -> [b, tail, r]
+            let mut y = x
+                .reshape([batch, dims[first], tail])
+                .swap_dims(1, 2)
+                .matmul(self.factor(first).unsqueeze::<3>());
+            let mut remaining = tail;
+            for &m in &chosen[1..] {
+                let n = dims[m];
+                remaining /= n;
+                // [b, n, remaining, r] * U[n, r] summed over n
+                let f = self.factor(m).reshape([1, n, 1, r]);
+                y = (y.reshape([batch, n, remaining, r]) * f).sum_dim(1).reshape([batch, remaining, r]);
+            }
+            y.reshape([batch, r])
+        };
+        for &(m, i) in fixed {
+            z = z * self.factor(m).narrow(0, i, 1);
+        }
+        z
+    }
+}

@@ -1,0 +1,25 @@
+//! Backend-agnostic tensor decompositions and the parameter-efficient adapters built on them.
+//!
+//! Layout (one concept per module):
+//! - [`decomp`]: CP, Tucker / Tucker-2 and tensor-train tensors: reconstruct, contract without
+//!   materialising, count parameters.
+//! - [`tuners`]: one folder per adapter method (LoRA, LoRTA, VeRA, IA3, FacT-TT/TK, LoTR,
+//!   LoReTTA), all implementing [`tuners::Adapter`]; [`tuners::AdapterSet`] is the enum models hold.
+//! - [`site`]: where adapters attach (layer × matrix kind) and the model shapes they need.
+//! - [`io`]: safetensors tensor maps and adapter folders (PEFT layout and the paper's LoRTA layout).
+//! - [`params`]: trainable-parameter counting.
+
+pub mod decomp;
+pub mod error;
+pub mod init;
+pub mod io;
+pub mod params;
+pub mod site;
+pub mod tuners;
+
+#[cfg(test)]
+pub(crate) mod test_util;
+
+pub use error::{CoreError, Result};
+pub use site::{ArchNaming, MatrixKind, ModelShape, Site};
+pub use tuners::{Adapter, AdapterConfig, AdapterSet, Method};
