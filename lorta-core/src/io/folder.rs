@@ -104,6 +104,11 @@ pub fn config_from_json(v: &Value, naming: &ArchNaming, file: &Path) -> Result<A
             ours.insert(key.to_string(), val.clone());
         }
     }
+    for pattern in ["rank_pattern", "alpha_pattern"] {
+        if obj.get(pattern).and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
+            return Err(err(format!("per-module `{pattern}` is not supported")));
+        }
+    }
     if method == Method::Lora {
         for (flag, what) in [("use_dora", "DoRA"), ("fan_in_fan_out", "fan_in_fan_out")] {
             if obj.get(flag).and_then(Value::as_bool) == Some(true) {

@@ -15,6 +15,9 @@ pub mod lotr;
 pub(crate) mod shared;
 pub mod vera;
 
+#[cfg(test)]
+mod tests;
+
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,64 @@
+//! Run-time backend selection (`--backend ndarray|wgpu|cuda`), each behind its cargo feature.
+use clap::ValueEnum;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Ndarray,
+    Wgpu,
+    Cuda,
+}
+
+impl BackendKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Wgpu => "wgpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+    pub fn feature_missing(&self) -> anyhow::Error {
+        anyhow::anyhow!(
+            "backend `{}` is not compiled in; rebuild with `cargo build --release -p lorta-experiments --features {}`",
+            self.name(),
+            self.name()
+        )
+    }
+}
+
+#[cfg(feature = "ndarray")]
+pub type NdArray = burn_ndarray::NdArray<f32>;
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn_wgpu::Wgpu<f32, i32>;
+#[cfg(feature = "cuda")]
+pub type Cuda = burn_cuda::Cuda<f32, i32>;
+
+/// Runs `$body` with `$B` bound to the selected (inference) backend type and `$device` to its
+/// default device: `with_backend!(kind, |B, device| run::<B>(&device))`.
+#[macro_export]
+macro_rules! with_backend {
+    ($kind:expr, |$B:ident, $device:ident| $body:expr) => {{
+        match $kind {
+            #[cfg(feature = "ndarray")]
+            $crate::backend::BackendKind::Ndarray => {
+                type $B = $crate::backend::NdArray;
+                let $device: burn::tensor::Device<$B> = Default::default();
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            $crate::backend::BackendKind::Wgpu => {
+                type $B = $crate::backend::Wgpu;
+                let $device: burn::tensor::Device<$B> = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::backend::BackendKind::Cuda => {
+                type $B = $crate::backend::Cuda;
+                let $device: burn::tensor::Device<$B> = Default::default();
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(other.feature_missing()),
+        }
+    }};
+}

@@ -1,0 +1,2 @@
+//! One module per CLI command; each exposes an `Args` (clap) struct and a `run` function.
+pub mod params;

@@ -1,0 +1,6 @@
+//! The experiment layer: data (GLUE), training, the paper's tables and the CLI commands.
+//! `main.rs` only parses arguments and dispatches to [`commands`].
+pub mod backend;
+pub mod commands;
+pub mod glue;
+pub mod report;
