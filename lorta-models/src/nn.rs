@@ -1,0 +1,290 @@
+//! Building blocks shared by the architectures: linear maps in Hugging Face layout, norms,
+//! activations, masked attention, and the [`Builder`] that creates every weight either from a
+//! checkpoint or at random (on device), frozen or trainable.
+//!
+//! Linear weights keep PyTorch's `[out, in]` layout (`y = x·Wᵀ + b`), so checkpoints, PEFT
+//! adapters (whose `merge_weight`/`delta_weight` use the same layout) and merged outputs need no
+//! transposes.
+use burn::module::{Module, Param, ParamId};
+use burn::tensor::activation::{gelu, gelu_approximate, relu, silu, softmax};
+use burn::tensor::{backend::Backend, Bool, DType, Distribution, FloatDType, Tensor};
+use lorta_core::{Adapter, AdapterSet, Site};
+
+use crate::error::Result;
+use crate::weights::Weights;
+
+/// Score given to masked attention positions: finite and representable in f16, so a fully
+/// masked row (left padding) gives a uniform distribution instead of NaN.
+pub const MASK_VALUE: f32 = -65504.0;
+
+/// Std of the normal used for random weights (HF's `initializer_range` default).
+pub const DEFAULT_INIT_STD: f64 = 0.02;
+
+/// Wraps a tensor as a parameter; frozen ones are not tracked by autodiff, so they get no
+/// gradient and no optimizer state.
+pub fn make_param<B: Backend, const D: usize>(t: Tensor<B, D>, trainable: bool) -> Param<Tensor<B, D>> {
+    if trainable {
+        Param::initialized(ParamId::new(), t.require_grad())
+    } else {
+        Param::initialized(ParamId::new(), t.set_require_grad(false))
+    }
+}
+
+/// How a weight is initialised when there is no checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Normal(f64),
+    Ones,
+    Zeros,
+}
+
+/// Creates model weights from a checkpoint ([`Weights`]) or at random, in the compute dtype.
+pub struct Builder<'a, B: Backend> {
+    pub weights: Option<&'a mut Weights>,
+    pub dtype: DType,
+    pub device: B::Device,
+    pub init_std: f64,
+}
+
+impl<'a, B: Backend> Builder<'a, B> {
+    pub fn checkpoint(weights: &'a mut Weights, dtype: DType, device: &B::Device) -> Self {
+        Builder { weights: Some(weights), dtype, device: device.clone(), init_std: DEFAULT_INIT_STD }
+    }
+    pub fn random(dtype: DType, device: &B::Device) -> Self {
+        Builder { weights: None, dtype, device: device.clone(), init_std: DEFAULT_INIT_STD }
+    }
+    pub fn is_random(&self) -> bool {
+        self.weights.is_none()
+    }
+    /// Whether the checkpoint holds `name` (always false for random weights).
+    pub fn has(&self, name: &str) -> bool {
+        self.weights.as_ref().is_some_and(|w| w.contains(name))
+    }
+
+    pub fn random_tensor<const D: usize>(&self, shape: [usize; D], init: Init) -> Tensor<B, D> {
+        let opts = (&self.device, self.dtype);
+        match init {
+            Init::Normal(std) => Tensor::random(shape, Distribution::Normal(0.0, std), opts),
+            Init::Ones => Tensor::ones(shape, opts),
+            Init::Zeros => Tensor::zeros(shape, opts),
+        }
+    }
+
+    /// `name` from the checkpoint (shape-checked), or a fresh tensor drawn from `init`.
+    pub fn tensor<const D: usize>(&mut self, name: &str, shape: [usize; D], init: Init) -> Result<Tensor<B, D>> {
+        match self.weights.as_mut() {
+            Some(w) => {
+                let data = w.take(name, &shape)?;
+                Ok(Tensor::from_data(data, (&self.device, self.dtype)))
+            }
+            None => Ok(self.random_tensor(shape, init)),
+        }
+    }
+
+    pub fn param<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        init: Init,
+        trainable: bool,
+    ) -> Result<Param<Tensor<B, D>>> {
+        Ok(make_param(self.tensor(name, shape, init)?, trainable))
+    }
+
+    /// `{prefix}.weight` `[out, in]` and optionally `{prefix}.bias`.
+    pub fn linear(&mut self, prefix: &str, d_in: usize, d_out: usize, bias: bool, trainable: bool) -> Result<HfLinear<B>> {
+        let std = self.init_std;
+        let weight = self.param(&format!("{prefix}.weight"), [d_out, d_in], Init::Normal(std), trainable)?;
+        let bias = if bias { Some(self.param(&format!("{prefix}.bias"), [d_out], Init::Zeros, trainable)?) } else { None };
+        Ok(HfLinear { weight, bias })
+    }
+
+    pub fn layer_norm(&mut self, prefix: &str, d: usize, eps: f64, trainable: bool) -> Result<LayerNorm<B>> {
+        let weight = self.param(&format!("{prefix}.weight"), [d], Init::Ones, trainable)?;
+        let bias = self.param(&format!("{prefix}.bias"), [d], Init::Zeros, trainable)?;
+        Ok(LayerNorm { weight, bias, eps })
+    }
+
+    pub fn rms_norm(&mut self, prefix: &str, d: usize, eps: f64, trainable: bool) -> Result<RmsNorm<B>> {
+        let weight = self.param(&format!("{prefix}.weight"), [d], Init::Ones, trainable)?;
+        Ok(RmsNorm { weight, eps })
+    }
+}
+
+/// `y = x·Wᵀ + b` with `W: [out, in]` (PyTorch layout).
+#[derive(Module, Debug)]
+pub struct HfLinear<B: Backend> {
+    pub weight: Param<Tensor<B, 2>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> HfLinear<B> {
+    pub fn d_in(&self) -> usize {
+        self.weight.val().dims()[1]
+    }
+    pub fn d_out(&self) -> usize {
+        self.weight.val().dims()[0]
+    }
+    pub fn forward2(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let y = x.matmul(self.weight.val().transpose());
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze_dim(0),
+            None => y,
+        }
+    }
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, i] = x.dims();
+        let y = self.forward2(x.reshape([b * s, i]));
+        let o = y.dims()[1];
+        y.reshape([b, s, o])
+    }
+    /// The map with the adapter hooks of `site`: input scaling (IA3 feed-forward), base map,
+    /// then the adapter's output update.
+    pub fn forward_adapted(&self, x: Tensor<B, 3>, adapters: Option<&AdapterSet<B>>, site: Site) -> Tensor<B, 3> {
+        match adapters {
+            Some(a) if a.adapts(site) => {
+                let x = a.scale_input3(site, x);
+                let y = self.forward(x.clone());
+                a.adapt_output3(site, x, y)
+            }
+            _ => self.forward(x),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dtype = x.dtype();
+        let x = upcast(x);
+        let mean = x.clone().mean_dim(D - 1);
+        let xc = x - mean;
+        let var = xc.clone().powi_scalar(2).mean_dim(D - 1);
+        let y = xc / (var + self.eps).sqrt();
+        let y = downcast(y, dtype);
+        y * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+    }
+}
+
+/// LLaMA's RMSNorm: computed in f32, then `weight * x` in the compute dtype (as HF does).
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dtype = x.dtype();
+        let x = upcast(x);
+        let var = x.clone().powi_scalar(2).mean_dim(D - 1);
+        let y = x * (var + self.eps).sqrt().recip();
+        self.weight.val().unsqueeze() * downcast(y, dtype)
+    }
+}
+
+/// To f32 for numerically sensitive reductions (no-op in f32).
+pub fn upcast<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if x.dtype() == DType::F32 || x.dtype() == DType::F64 {
+        x
+    } else {
+        x.cast(FloatDType::F32)
+    }
+}
+
+pub fn downcast<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+    if x.dtype() == dtype {
+        x
+    } else {
+        x.cast(dtype)
+    }
+}
+
+/// Feed-forward activations by their `hidden_act` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    /// `gelu`: the exact erf form.
+    Gelu,
+    /// `gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`: the tanh approximation.
+    GeluTanh,
+    Relu,
+    /// `silu` / `swish`.
+    Silu,
+}
+
+impl Activation {
+    pub fn parse(name: &str) -> Option<Activation> {
+        Some(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            _ => return None,
+        })
+    }
+    pub const SUPPORTED: &'static str = "gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish";
+
+    pub fn forward<B: Backend, const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Activation::Gelu => gelu(x),
+            Activation::GeluTanh => gelu_approximate(x),
+            Activation::Relu => relu(x),
+            Activation::Silu => silu(x),
+        }
+    }
+}
+
+/// Scaled dot-product attention. `q: [b, h, sq, dh]`, `k, v: [b, h, sk, dh]`, `mask:
+/// [b, 1, sq, sk]` with `true` = masked. Softmax runs in f32 (as HF's eager attention).
+pub fn attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: Option<Tensor<B, 4, Bool>>,
+) -> Tensor<B, 4> {
+    let [b, h, sq, dh] = q.dims();
+    let sk = k.dims()[2];
+    let dtype = q.dtype();
+    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
+    let scores = upcast(scores);
+    let scores = match mask {
+        Some(m) => scores.mask_fill(m.expand([b, h, sq, sk]), MASK_VALUE),
+        None => scores,
+    };
+    let probs = downcast(softmax(scores, 3), dtype);
+    probs.matmul(v)
+}
+
+/// `[b, s, h·dh] → [b, h, s, dh]`.
+pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    let [b, s, d] = x.dims();
+    x.reshape([b, s, heads, d / heads]).swap_dims(1, 2)
+}
+
+/// `[b, h, s, dh] → [b, s, h·dh]`.
+pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [b, h, s, dh] = x.dims();
+    x.swap_dims(1, 2).reshape([b, s, h * dh])
+}
+
+/// Padding mask `[b, 1, 1, sk]` (true = masked) from a 0/1 attention mask, with `extra`
+/// always-visible columns in front (prefix-tuning keys).
+pub fn padding_mask<B: Backend>(attention_mask: Tensor<B, 2, burn::tensor::Int>, extra: usize) -> Tensor<B, 4, Bool> {
+    let [b, s] = attention_mask.dims();
+    let m = attention_mask.equal_elem(0);
+    let m = if extra > 0 {
+        let dev = m.device();
+        Tensor::cat(vec![Tensor::<B, 2, Bool>::full([b, extra], false, &dev), m], 1)
+    } else {
+        m
+    };
+    m.reshape([b, 1, 1, s + extra])
+}

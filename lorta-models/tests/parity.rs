@@ -1,0 +1,145 @@
+//! Parity with Hugging Face transformers / PEFT on the fixtures of `scripts/make_fixtures.py`,
+//! through the CLI's code path ([`AutoModel::forward_ids`], [`LlamaForCausalLM::generate`],
+//! [`merge_adapter`]). fp32, normwise relative error ≤ 1e-4 over unpadded positions.
+mod common;
+
+use common::*;
+use lorta_models::llama::{GenerationConfig, LlamaForCausalLM};
+use lorta_models::load::{AutoModel, LoadOptions};
+use lorta_models::merge::merge_adapter;
+use lorta_models::tokenizer::TextTokenizer;
+
+#[test]
+fn bert_tiny_hidden_states_and_wordpiece_from_vocab_txt() {
+    let r = reference("bert-tiny");
+    let dir = fixture("bert-tiny");
+    let tok = TextTokenizer::from_dir(&dir, None).unwrap();
+    for case in r["tokenizer"]["cases"].as_array().unwrap() {
+        let enc = match case["text_pair"].as_str() {
+            Some(b) => tok.encode_pair(case["text"].as_str().unwrap(), b).unwrap(),
+            None => tok.encode(case["text"].as_str().unwrap()).unwrap(),
+        };
+        let want: Vec<u32> = case["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let want_tt: Vec<u32> = case["token_type_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(enc.ids, want, "ids of {case}");
+        assert_eq!(enc.type_ids, want_tt, "type ids of {case}");
+    }
+    let model = load(&dir, None);
+    let seqs = sequences(&r["inputs"]);
+    let types = ids(&r["inputs"]["token_type_ids"]);
+    let out = model.forward_ids(&seqs, Some(&types)).unwrap();
+    assert_eq!(out.input_ids, ids(&r["inputs"]["input_ids"]));
+    let mask = ids_mask(&r["inputs"]);
+    assert_close("bert-tiny last_hidden_state", out.last_hidden_state.as_ref().unwrap(), &r["last_hidden_state"], Some(&mask));
+    // Pooler (BERT's bare model keeps it).
+    let AutoModel::Encoder(m) = &model else { panic!("bert-tiny is a bare encoder") };
+    let dev = Default::default();
+    let ids_t = lorta_models::bert::int_batch::<B>(&out.input_ids, &dev).unwrap();
+    let mask_t = lorta_models::bert::int_batch::<B>(&mask, &dev).unwrap();
+    let tt = lorta_models::bert::int_batch::<B>(&types, &dev).unwrap();
+    let pooled = m.pooled(m.forward(ids_t, Some(mask_t), Some(tt))).unwrap();
+    assert_close("bert-tiny pooler_output", &lorta_models::load::Array::from_tensor(pooled).unwrap(), &r["pooler_output"], None);
+}
+
+#[test]
+fn roberta_classification_with_padding() {
+    let r = reference("roberta-cls");
+    let model = load(&fixture("roberta-cls"), None);
+    let out = model.forward_ids(&sequences(&r["inputs"]), None).unwrap();
+    assert_eq!(out.input_ids, ids(&r["inputs"]["input_ids"]), "padded with pad_token_id 1");
+    let mask = ids_mask(&r["inputs"]);
+    assert_close("roberta last_hidden_state", out.last_hidden_state.as_ref().unwrap(), &r["last_hidden_state"], Some(&mask));
+    assert_close("roberta logits", out.logits.as_ref().unwrap(), &r["logits"], None);
+}
+
+fn check_llama(name: &str, base: &str, adapter: Option<&str>) {
+    let r = reference(name);
+    let adapter = adapter.map(|a| fixture(name).join(a));
+    let model = load(&fixture(base), adapter.clone());
+    let out = model.forward_ids(&sequences(&r["inputs"]), None).unwrap();
+    let mask = ids_mask(&r["inputs"]);
+    assert_close(&format!("{name} logits"), out.logits.as_ref().unwrap(), &r["logits"], Some(&mask));
+    // Greedy generation with the KV cache.
+    let lm = LlamaForCausalLM::<B>::load(&fixture(base), &LoadOptions::inference().with_adapter(adapter), &Default::default()).unwrap();
+    let g = &r["generate"];
+    let prompt: Vec<u32> = g["prompt_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let want: Vec<u32> = g["output_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let cfg = GenerationConfig { max_new_tokens: g["max_new_tokens"].as_u64().unwrap() as usize, ..Default::default() };
+    assert_eq!(lm.generate(&prompt, &cfg).unwrap(), want, "{name}: greedy generation");
+}
+
+#[test]
+fn llama_gqa_untied_rope_parameters() {
+    check_llama("llama-gqa", "llama-gqa", None);
+}
+
+#[test]
+fn llama_tied() {
+    check_llama("llama-tied", "llama-tied", None);
+}
+
+#[test]
+fn llama_tied_bf16_weights_f32_compute() {
+    check_llama("llama-tied-bf16", "llama-tied-bf16", None);
+}
+
+#[test]
+fn llama_peft_lora() {
+    check_llama("llama-lora", "llama-tied", Some("adapter"));
+}
+
+#[test]
+fn llama_paper_lorta() {
+    check_llama("llama-lorta", "llama-tied", Some("adapter"));
+}
+
+#[test]
+fn llama_peft_ia3() {
+    check_llama("llama-ia3", "llama-tied", Some("adapter"));
+}
+
+#[test]
+fn llama_peft_vera() {
+    check_llama("llama-vera", "llama-tied", Some("adapter"));
+}
+
+#[test]
+fn merged_checkpoints_match_adapted_models() {
+    let dev = Default::default();
+    for name in ["llama-lora", "llama-lorta", "llama-ia3", "llama-vera"] {
+        let r = reference(name);
+        let adapter = fixture(name).join("adapter");
+        let tmp = tempfile::tempdir().unwrap();
+        let summary = merge_adapter::<B>(&fixture("llama-tied"), &adapter, tmp.path(), &dev).unwrap();
+        assert!(!summary.merged_tensors.is_empty());
+        let seqs = sequences(&r["inputs"]);
+        let mask = ids_mask(&r["inputs"]);
+        let adapted = load(&fixture("llama-tied"), Some(adapter)).forward_ids(&seqs, None).unwrap();
+        let merged = load(tmp.path(), None).forward_ids(&seqs, None).unwrap();
+        let a = adapted.logits.unwrap();
+        let m = merged.logits.unwrap();
+        let err = a.data.iter().zip(&m.data).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+            / a.data.iter().map(|x| x.abs()).fold(0f32, f32::max);
+        println!("{name}: merged vs adapter relative error {err:.3e} ({} tensors merged)", summary.merged_tensors.len());
+        assert!(err <= 1e-4, "{name}: merged logits differ from adapter logits ({err:.3e})");
+        assert_close(&format!("{name} merged vs HF"), &m, &r["logits"], Some(&mask));
+        // Same keys and dtypes as the input.
+        let src = lorta_models::weights::Weights::open(&[fixture("llama-tied").join("model.safetensors")]).unwrap();
+        let out = lorta_models::weights::Weights::open(&[tmp.path().join("model.safetensors")]).unwrap();
+        assert_eq!(src.all_keys(), out.all_keys());
+        for k in src.all_keys() {
+            assert_eq!(src.info(&k), out.info(&k), "{k}");
+        }
+        assert!(tmp.path().join("config.json").is_file());
+    }
+}
+
+#[test]
+fn merge_keeps_bf16_and_roberta_biases() {
+    // bf16 input stays bf16.
+    let dev = Default::default();
+    let tmp = tempfile::tempdir().unwrap();
+    merge_adapter::<B>(&fixture("llama-tied-bf16"), &fixture("llama-lora").join("adapter"), tmp.path(), &dev).unwrap();
+    let out = lorta_models::weights::Weights::open(&[tmp.path().join("model.safetensors")]).unwrap();
+    assert_eq!(out.storage_dtype(), safetensors::Dtype::BF16);
+}
