@@ -4,3 +4,4 @@ pub mod backend;
 pub mod commands;
 pub mod glue;
 pub mod report;
+pub mod train;
