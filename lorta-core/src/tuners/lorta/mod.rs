@@ -271,6 +271,24 @@ impl<B: Backend> Lorta<B> {
         Some(cp.contract_with_fixed(eye, &inp, &fixed).expect("valid layout").transpose())
     }
 
+    /// ΔW rebuilt the way the paper's PEFT code does on every forward (`_compute_weights_from_tensor`):
+    /// h small matmuls A·diag(c_i)·B concatenated along the input axis. Paper layout and input
+    /// head axis only; kept as the baseline the rank-space forward is benchmarked against.
+    pub fn delta_weight_paper_style(&self, site: Site) -> Option<Tensor<B, 2>> {
+        if !self.config.is_paper_layout() || self.config.head_axis != HeadAxis::Input {
+            return None;
+        }
+        let m = self.matrix_index(site)?;
+        let a = self.factor(Role::A)?;
+        let b = self.factor(Role::B)?.transpose();
+        let ch = self.factor(Role::Heads)?;
+        let c = self.factor(Role::Matrix)?.narrow(0, m, 1) * self.factor(Role::Layer)?.narrow(0, site.layer, 1);
+        let blocks: Vec<Tensor<B, 2>> = (0..ch.dims()[0])
+            .map(|i| (a.clone() * (ch.clone().narrow(0, i, 1) * c.clone())).matmul(b.clone()))
+            .collect();
+        Some(Tensor::cat(blocks, 1).mul_scalar(self.config.scaling()))
+    }
+
     /// Named factor of the (single-group) paper layout.
     fn factor(&self, role: Role) -> Option<Tensor<B, 2>> {
         self.layout.mode(role).map(|m| self.groups[0].factor(m))

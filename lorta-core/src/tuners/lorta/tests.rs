@@ -77,7 +77,9 @@ fn rank_space_forward_equals_paper_formula_input_axis() {
             let got = to_f64(lorta.delta(site, x.clone()).unwrap());
             assert_close(&got, &want.into_dyn(), 1e-5, &format!("Δy l={l} m={m}"));
             let dense = to_f64(lorta.delta_weight(site).unwrap());
-            assert_close(&dense, &(w * 2.0).into_dyn(), 1e-5, "ΔW");
+            assert_close(&dense, &(w.clone() * 2.0).into_dyn(), 1e-5, "ΔW");
+            let paper = to_f64(lorta.delta_weight_paper_style(site).unwrap());
+            assert_close(&paper, &(w * 2.0).into_dyn(), 1e-5, "ΔW rebuilt paper-style");
         }
     }
 }
