@@ -1,2 +1,5 @@
 //! One module per CLI command; each exposes an `Args` (clap) struct and a `run` function.
 pub mod params;
+pub mod forward;
+pub mod merge;
+pub mod generate;
