@@ -62,3 +62,23 @@ macro_rules! with_backend {
         }
     }};
 }
+
+/// Device memory `(bytes in use, bytes reserved)` of the selected backend's default device, where
+/// the runtime reports it (CubeCL backends); `None` on ndarray.
+pub fn memory_usage(kind: BackendKind) -> Option<(u64, u64)> {
+    match kind {
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => {
+            use cubecl::Runtime;
+            let client = cubecl::cuda::CudaRuntime::client(&Default::default());
+            client.memory_usage().ok().map(|m| (m.bytes_in_use, m.bytes_reserved))
+        }
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => {
+            use cubecl::Runtime;
+            let client = cubecl::wgpu::WgpuRuntime::client(&Default::default());
+            client.memory_usage().ok().map(|m| (m.bytes_in_use, m.bytes_reserved))
+        }
+        _ => None,
+    }
+}

@@ -3,5 +3,6 @@
 pub mod backend;
 pub mod commands;
 pub mod glue;
+pub mod profile;
 pub mod report;
 pub mod train;

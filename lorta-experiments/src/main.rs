@@ -13,6 +13,8 @@ struct Cli {
 enum Command {
     /// Parameter counts of every method (the paper's Table 4 and more).
     Params(commands::params::Args),
+    /// The paper's profiling table: memory, FLOPs, ms per training step (LoRA vs LoRTA on LLaMA).
+    Profile(commands::profile::Args),
     /// Run a checkpoint (optionally adapted) on token ids or texts; write hidden states / logits as JSON.
     Forward(commands::forward::Args),
     /// Merge an adapter into a checkpoint (HF layout, same keys and dtypes).
@@ -25,6 +27,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Params(a) => commands::params::run(a),
+        Command::Profile(a) => commands::profile::run(a),
         Command::Forward(a) => commands::forward::run(a),
         Command::Merge(a) => commands::merge::run(a),
         Command::Generate(a) => commands::generate::run(a),

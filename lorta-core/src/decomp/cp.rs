@@ -65,15 +65,18 @@ impl<B: Backend> CpTensor<B> {
     /// Khatri-Rao product of the given modes' factors: `[prod(dims of modes), r]`, row-major.
     fn khatri_rao(&self, modes: &[usize]) -> Tensor<B, 2> {
         let r = self.rank();
-        let device = self.factors[0].device();
-        let mut acc = Tensor::<B, 2>::ones([1, r], &device);
+        let mut acc: Option<Tensor<B, 2>> = None;
         for &m in modes {
             let f = self.factor(m);
-            let rows = acc.dims()[0];
-            let n = f.dims()[0];
-            acc = (acc.unsqueeze_dim::<3>(1) * f.unsqueeze_dim::<3>(0)).reshape([rows * n, r]);
+            acc = Some(match acc {
+                None => f,
+                Some(a) => {
+                    let (rows, n) = (a.dims()[0], f.dims()[0]);
+                    (a.unsqueeze_dim::<3>(1) * f.unsqueeze_dim::<3>(0)).reshape([rows * n, r])
+                }
+            });
         }
-        acc
+        acc.unwrap_or_else(|| Tensor::ones([1, r], &self.factors[0].device()))
     }
 
     /// The full tensor as `[1, prod(dims)]`.
@@ -97,6 +100,18 @@ impl<B: Backend> CpTensor<B> {
         modes: &[usize],
         fixed: &[(usize, usize)],
     ) -> Result<Tensor<B, 2>> {
+        self.contract_scaled(x, modes, fixed, 1.0)
+    }
+
+    /// [`contract_with_fixed`](Self::contract_with_fixed) times a scalar, folded into the
+    /// rank-space weights (no extra pass over the output).
+    pub fn contract_scaled(
+        &self,
+        x: Tensor<B, 2>,
+        modes: &[usize],
+        fixed: &[(usize, usize)],
+        scale: f64,
+    ) -> Result<Tensor<B, 2>> {
         let dims = self.dims();
         let (chosen, rest) = split_modes(&dims, modes)?;
         check_input_width(x.dims()[1], &dims, &chosen)?;
@@ -109,47 +124,57 @@ impl<B: Backend> CpTensor<B> {
         }
         let rest: Vec<usize> =
             rest.into_iter().filter(|m| !fixed.iter().any(|(f, _)| f == m)).collect();
-        let z = self.project(x, &chosen, fixed);
+        let z = self.project(x, &chosen, fixed, scale);
         if rest.is_empty() {
             return Ok(z.sum_dim(1));
         }
         Ok(z.matmul(self.khatri_rao(&rest).transpose()))
     }
 
-    /// Rank-space coefficients `[batch, r]`: x contracted over `chosen`, times the fixed rows.
+    /// Rank-space coefficients `[batch, r]`: x contracted over `chosen` (ascending, x laid out
+    /// row-major over them), times the fixed modes' rows and `scale`. The last contracted mode
+    /// goes first as one plain matmul; the others are folded in by broadcast-multiply-and-sum.
     pub fn project(
         &self,
         x: Tensor<B, 2>,
         chosen: &[usize],
         fixed: &[(usize, usize)],
+        scale: f64,
     ) -> Tensor<B, 2> {
         let dims = self.dims();
         let r = self.rank();
         let batch = x.dims()[0];
-        let mut z: Tensor<B, 2> = if chosen.is_empty() {
+        let z: Tensor<B, 2> = match chosen.split_last() {
             // No input modes: x is [batch, 1].
-            x.matmul(Tensor::ones([1, r], &self.factors[0].device()))
-        } else {
-            let first = chosen[0];
-            let tail: usize = chosen[1..].iter().map(|&m| dims[m]).product();
-            // [b, I1, tail] -> [b, tail, I1] @ [I1, r] -> [b, tail, r]
-            let mut y = x
-                .reshape([batch, dims[first], tail])
-                .swap_dims(1, 2)
-                .matmul(self.factor(first).unsqueeze::<3>());
-            let mut remaining = tail;
-            for &m in &chosen[1..] {
-                let n = dims[m];
-                remaining /= n;
-                // [b, n, remaining, r] * U[n, r] summed over n
-                let f = self.factor(m).reshape([1, n, 1, r]);
-                y = (y.reshape([batch, n, remaining, r]) * f).sum_dim(1).reshape([batch, remaining, r]);
+            None => x.matmul(Tensor::ones([1, r], &self.factors[0].device())),
+            Some((&last, leading)) => {
+                let mut lead: usize = leading.iter().map(|&m| dims[m]).product();
+                let mut y: Tensor<B, 3> = x
+                    .reshape([batch * lead, dims[last]])
+                    .matmul(self.factor(last))
+                    .reshape([batch, lead, r]);
+                for &m in leading.iter().rev() {
+                    let n = dims[m];
+                    lead /= n;
+                    let f = self.factor(m).reshape([1, 1, n, r]);
+                    y = (y.reshape([batch, lead, n, r]) * f).sum_dim(2).reshape([batch, lead, r]);
+                }
+                y.reshape([batch, r])
             }
-            y.reshape([batch, r])
         };
+        let mut w: Option<Tensor<B, 2>> = None;
         for &(m, i) in fixed {
-            z = z * self.factor(m).narrow(0, i, 1);
+            let row = self.factor(m).narrow(0, i, 1);
+            w = Some(match w {
+                None => row,
+                Some(w) => w * row,
+            });
         }
-        z
+        match (w, scale == 1.0) {
+            (Some(w), true) => z * w,
+            (Some(w), false) => z * w.mul_scalar(scale),
+            (None, true) => z,
+            (None, false) => z.mul_scalar(scale),
+        }
     }
 }

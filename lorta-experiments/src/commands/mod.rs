@@ -1,5 +1,6 @@
 //! One module per CLI command; each exposes an `Args` (clap) struct and a `run` function.
 pub mod params;
+pub mod profile;
 pub mod forward;
 pub mod merge;
 pub mod generate;

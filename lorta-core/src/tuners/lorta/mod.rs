@@ -306,8 +306,7 @@ impl<B: Backend> Adapter<B> for Lorta<B> {
         let m = self.matrix_index(site)?;
         let (g, fixed) = self.layout.locate(site.layer, m);
         let (inp, _) = self.layout.io_modes(site.kind, self.config.head_axis);
-        let y = self.groups[g].contract_with_fixed(x, &inp, &fixed).expect("valid layout");
-        Some(y.mul_scalar(self.config.scaling()))
+        Some(self.groups[g].contract_scaled(x, &inp, &fixed, self.config.scaling()).expect("valid layout"))
     }
     fn delta_weight(&self, site: Site) -> Option<Tensor<B, 2>> {
         Some(self.dense(site)?.mul_scalar(self.config.scaling()))
