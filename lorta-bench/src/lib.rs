@@ -1,6 +1,6 @@
 //! Shared workloads for the criterion benches (and the `profile` command's adapter part).
 use burn::tensor::{backend::AutodiffBackend, backend::Backend, Distribution, Tensor};
-use lorta_core::tuners::{Adapter, AdapterConfig, AdapterSet, LortaConfig};
+use lorta_core::tuners::{AdapterConfig, AdapterSet, LortaConfig};
 use lorta_core::{MatrixKind, ModelShape};
 
 /// How an adapted layer stack computes its update.
@@ -38,6 +38,8 @@ impl<B: Backend> LayerStack<B> {
     /// on the previous one and nothing can be skipped).
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let mut h = x;
+        // shared factors are combined once per forward, as the models do
+        let step = self.adapter.step();
         for (site, w) in self.shape.sites(&MatrixKind::ATTENTION).into_iter().zip(&self.weights) {
             let base = h.clone().matmul(w.clone().transpose());
             let y = match (self.path, &self.adapter) {
@@ -45,7 +47,7 @@ impl<B: Backend> LayerStack<B> {
                     let dw = l.delta_weight_paper_style(site).expect("paper layout");
                     base + h.clone().matmul(dw.transpose())
                 }
-                _ => self.adapter.adapt_output(site, h.clone(), base),
+                _ => step.adapt_output(site, h.clone(), base),
             };
             h = h + y.mul_scalar(0.1);
         }

@@ -22,4 +22,4 @@ pub(crate) mod test_util;
 
 pub use error::{CoreError, Result};
 pub use site::{ArchNaming, MatrixKind, ModelShape, Site};
-pub use tuners::{Adapter, AdapterConfig, AdapterSet, Method};
+pub use tuners::{Adapter, AdapterConfig, AdapterSet, AdapterStep, Method};

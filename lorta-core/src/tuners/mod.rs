@@ -306,6 +306,53 @@ impl<B: Backend> AdapterSet<B> {
     }
 }
 
+/// A per-forward view of an [`AdapterSet`]: methods whose factors are shared by every site
+/// (LoRTA) precompute the shared products once per forward pass instead of once per site.
+/// Models call [`AdapterSet::step`] at the start of a forward and hand the view to their layers.
+#[derive(Debug)]
+pub enum AdapterStep<'a, B: Backend> {
+    Lorta(lorta::LortaStep<B>),
+    Plain(&'a AdapterSet<B>),
+}
+
+impl<B: Backend> AdapterSet<B> {
+    pub fn step(&self) -> AdapterStep<'_, B> {
+        match self {
+            AdapterSet::Lorta(l) => l.step().map(AdapterStep::Lorta).unwrap_or(AdapterStep::Plain(self)),
+            other => AdapterStep::Plain(other),
+        }
+    }
+}
+
+impl<B: Backend> AdapterStep<'_, B> {
+    pub fn scale_input(&self, site: Site, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            AdapterStep::Lorta(_) => x,
+            AdapterStep::Plain(a) => a.scale_input(site, x),
+        }
+    }
+    pub fn adapt_output(&self, site: Site, x: Tensor<B, 2>, base: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            AdapterStep::Lorta(l) => match l.delta(site, x) {
+                Some(d) => base + d,
+                None => base,
+            },
+            AdapterStep::Plain(a) => a.adapt_output(site, x, base),
+        }
+    }
+    pub fn adapt_output3(&self, site: Site, x: Tensor<B, 3>, base: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, i] = x.dims();
+        let o = base.dims()[2];
+        self.adapt_output(site, x.reshape([b * s, i]), base.reshape([b * s, o])).reshape([b, s, o])
+    }
+    pub fn scale_input3(&self, site: Site, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        match self {
+            AdapterStep::Lorta(_) => x,
+            AdapterStep::Plain(a) => a.scale_input3(site, x),
+        }
+    }
+}
+
 impl<B: Backend> Adapter<B> for AdapterSet<B> {
     fn method(&self) -> Method {
         dispatch!(self, a => a.method())

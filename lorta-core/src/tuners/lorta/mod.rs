@@ -365,5 +365,67 @@ impl<B: Backend> Adapter<B> for Lorta<B> {
     }
 }
 
+/// LoRTA's per-forward view: what every site shares is computed once per forward pass, so each
+/// site costs two skinny matmuls and a rank-space scaling, exactly like a LoRA of rank r.
+/// K = KR(C_h, B) `[d, r]` (row i·d/h + j = C_h[i] ⊙ B[j]) contracts a head-split axis in one
+/// matmul; W `[L·M, r]` holds s·C_l[l] ⊙ C_m[m] for every site. Input-axis sites compute
+/// ((x·K) ⊙ w)·Aᵀ, output-axis sites ((x·A) ⊙ w)·Kᵀ. Paper layout only (untied ablations use
+/// the general path).
+#[derive(Debug, Clone)]
+pub struct LortaStep<B: Backend> {
+    a: Tensor<B, 2>,
+    a_t: Tensor<B, 2>,
+    k: Tensor<B, 2>,
+    k_t: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    kinds: Vec<MatrixKind>,
+    layers: usize,
+    head_axis: HeadAxis,
+}
+
+impl<B: Backend> Lorta<B> {
+    /// The per-forward view, or `None` for untied ablations.
+    pub fn step(&self) -> Option<LortaStep<B>> {
+        if !self.config.is_paper_layout() {
+            return None;
+        }
+        let r = self.config.r;
+        let a = self.factor(Role::A)?;
+        let (ch, b) = (self.factor(Role::Heads)?, self.factor(Role::B)?);
+        let (h, dh) = (ch.dims()[0], b.dims()[0]);
+        let k = (ch.unsqueeze_dim::<3>(1) * b.unsqueeze_dim::<3>(0)).reshape([h * dh, r]);
+        let (cl, cm) = (self.factor(Role::Layer)?, self.factor(Role::Matrix)?);
+        let (l, m) = (cl.dims()[0], cm.dims()[0]);
+        let w = (cl.unsqueeze_dim::<3>(1) * cm.unsqueeze_dim::<3>(0)).reshape([l * m, r]).mul_scalar(self.config.scaling());
+        Some(LortaStep {
+            a_t: a.clone().transpose(),
+            a,
+            k_t: k.clone().transpose(),
+            k,
+            w,
+            kinds: self.config.targets.clone(),
+            layers: l,
+            head_axis: self.config.head_axis,
+        })
+    }
+}
+
+impl<B: Backend> LortaStep<B> {
+    /// Δy for `x: [n, in]`, or `None` if the site is not adapted.
+    pub fn delta(&self, site: Site, x: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+        let m = self.kinds.iter().position(|&k| k == site.kind)?;
+        if site.layer >= self.layers {
+            return None;
+        }
+        let w = self.w.clone().narrow(0, site.layer * self.kinds.len() + m, 1);
+        let split_output = self.head_axis == HeadAxis::Output && site.kind != MatrixKind::Output;
+        Some(if split_output {
+            (x.matmul(self.a.clone()) * w).matmul(self.k_t.clone())
+        } else {
+            (x.matmul(self.k.clone()) * w).matmul(self.a_t.clone())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

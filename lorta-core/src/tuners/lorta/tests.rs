@@ -203,3 +203,21 @@ fn rejects_non_square_targets() {
     let ok = AdapterConfig::Lorta(LortaConfig::new(2, vec![MatrixKind::Query, MatrixKind::Output]));
     assert!(ok.init::<TestBackend>(&s, 0, &device()).is_ok());
 }
+
+#[test]
+fn per_forward_step_view_equals_the_general_path() {
+    for axis in [HeadAxis::Input, HeadAxis::Output] {
+        let cfg = LortaConfig::new(3, MatrixKind::ATTENTION.to_vec()).with_head_axis(axis).with_alpha(5.0);
+        let lorta = random_lorta::<TestBackend>(&cfg, 21);
+        let step = lorta.step().expect("paper layout");
+        let x = random::<TestBackend, 2>([4, 12], &mut StdRng::seed_from_u64(22));
+        for site in shape().sites(&MatrixKind::ATTENTION) {
+            let a = to_f64(step.delta(site, x.clone()).unwrap());
+            let b = to_f64(lorta.delta(site, x.clone()).unwrap());
+            assert_close(&a, &b, 1e-5, &format!("{axis:?} {site:?}"));
+        }
+    }
+    let mut untied = LortaConfig::new(2, MatrixKind::ATTENTION.to_vec());
+    untied.joint_layers = false;
+    assert!(random_lorta::<TestBackend>(&untied, 1).step().is_none());
+}
