@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Smoke runs of the experiment commands for CI (dev profile: dependencies are built at -O3, so
+# this reuses the test build instead of compiling everything again in release).
+set -euo pipefail
+out="${1:-target/ci-results}"
+run() { cargo run -q -p lorta-experiments -- "$@"; }
+
+echo "--- profile (llama-tiny, ndarray)"
+run profile --model llama-tiny --dtype f32 --ranks 4,16 --steps 3 --warmup 1 --out "$out/profile"
