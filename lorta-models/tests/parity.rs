@@ -143,3 +143,25 @@ fn merge_keeps_bf16_and_roberta_biases() {
     let out = lorta_models::weights::Weights::open(&[tmp.path().join("model.safetensors")]).unwrap();
     assert_eq!(out.storage_dtype(), safetensors::Dtype::BF16);
 }
+
+#[test]
+fn half_precision_compute_where_supported() {
+    // bf16 / f16 compute through burn's cast; skipped (with a note) on backends without them.
+    let r = reference("llama-tied");
+    let mask = ids_mask(&r["inputs"]);
+    for dtype in [burn::tensor::DType::BF16, burn::tensor::DType::F16] {
+        let opts = LoadOptions::inference().with_dtype(dtype);
+        let res = std::panic::catch_unwind(|| {
+            let m = AutoModel::<B>::load(&fixture("llama-tied-bf16"), &opts, &Default::default()).unwrap();
+            m.forward_ids(&sequences(&r["inputs"]), None).unwrap()
+        });
+        match res {
+            Ok(out) => {
+                let e = rel_err(out.logits.as_ref().unwrap(), &r["logits"], Some(&mask));
+                println!("{dtype:?} compute: relative error vs f32 reference {e:.3e}");
+                assert!(e < 5e-2, "{dtype:?}: {e}");
+            }
+            Err(_) => println!("SKIPPED: {dtype:?} compute is not supported by the ndarray backend"),
+        }
+    }
+}
