@@ -629,3 +629,48 @@ fn sample(logits: &[f32], temperature: f64, top_p: f64, rng: &mut rand::rngs::St
     kept[keep - 1].0 as u32
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LlamaConfig> {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("config.json");
+        std::fs::write(&p, text).unwrap();
+        LlamaConfig::from_file(&p)
+    }
+
+    const BASE: &str = r#""model_type":"llama","vocab_size":10,"hidden_size":16,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4"#;
+
+    #[test]
+    fn transformers_4_and_5_rope_layouts() {
+        // 4.x: top-level rope_theta / rope_scaling (legacy `type`), torch_dtype, no head_dim.
+        let c = parse(&format!(
+            r#"{{{BASE},"rope_theta":500000.0,"rope_scaling":{{"type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}},"torch_dtype":"bfloat16","eos_token_id":[2,3]}}"#
+        ))
+        .unwrap();
+        assert_eq!((c.rope_theta, c.head_dim, c.num_key_value_heads), (500000.0, 4, 4));
+        assert!(matches!(c.rope_scaling, RopeScaling::Llama3 { .. }));
+        assert_eq!(c.torch_dtype.as_deref(), Some("bfloat16"));
+        assert_eq!(c.eos_token_ids, vec![2, 3]);
+        // 5.x: rope_parameters, dtype; null rope_scaling means default.
+        let c = parse(&format!(r#"{{{BASE},"rope_parameters":{{"rope_theta":1000.0,"rope_type":"linear","factor":2.0}},"dtype":"float16","rope_scaling":null}}"#)).unwrap();
+        assert_eq!(c.rope_theta, 1000.0);
+        assert_eq!(c.rope_scaling, RopeScaling::Linear { factor: 2.0 });
+        let inv = c.inv_freq();
+        assert!((inv[0] - 0.5).abs() < 1e-7, "{inv:?}");
+        let c = parse(&format!(r#"{{{BASE},"rope_scaling":null}}"#)).unwrap();
+        assert_eq!((c.rope_theta, c.rope_scaling), (10000.0, RopeScaling::Default));
+        // Unsupported values name the key.
+        let e = parse(&format!(r#"{{{BASE},"rope_scaling":{{"rope_type":"dynamic","factor":2.0}}}}"#)).unwrap_err().to_string();
+        assert!(e.contains("dynamic") && e.contains("config.json"), "{e}");
+        let e = parse(&format!(r#"{{{BASE},"num_key_value_heads":3}}"#)).unwrap_err().to_string();
+        assert!(e.contains("num_key_value_heads"), "{e}");
+    }
+
+    #[test]
+    fn llama2_7b_parameter_count() {
+        assert_eq!(LlamaConfig::llama2_7b().num_params(), 6_738_415_616);
+    }
+}
