@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, DType, Int, Tensor, TensorData};
 use lorta_core::init::Init as HostInit;
-use lorta_core::{AdapterSet, ArchNaming, MatrixKind, ModelShape, Site};
+use lorta_core::{AdapterSet, AdapterStep, ArchNaming, MatrixKind, ModelShape, Site};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -100,7 +100,7 @@ impl BertConfig {
             num_labels,
             architecture: j.architecture(),
         };
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(j.err(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 c.hidden_size, c.num_attention_heads
@@ -199,7 +199,7 @@ pub struct BertLayer<B: Backend> {
 }
 
 impl<B: Backend> BertLayer<B> {
-    pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 4, burn::tensor::Bool>>, adapters: Option<&AdapterSet<B>>) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 4, burn::tensor::Bool>>, adapters: Option<&AdapterStep<'_, B>>) -> Tensor<B, 3> {
         let site = |kind| Site::new(self.index, kind);
         let b = x.dims()[0];
         let q = split_heads(self.query.forward_adapted(x.clone(), adapters, site(MatrixKind::Query)), self.heads);
@@ -364,8 +364,10 @@ impl<B: Backend> BertModel<B> {
         let extra = self.layers.first().and_then(|l| l.prefix.as_ref()).map(|p| p.len()).unwrap_or(0);
         let mask = attention_mask.map(|m| padding_mask(m, extra));
         let mut x = self.embeddings.forward(input_ids, token_type_ids);
+        // shared adapter factors (LoRTA) are combined once per forward, not once per site
+        let step = self.adapters.as_ref().map(|a| a.step());
         for layer in &self.layers {
-            x = layer.forward(x, mask.clone(), self.adapters.as_ref());
+            x = layer.forward(x, mask.clone(), step.as_ref());
         }
         x
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor, TensorData};
-use lorta_core::{AdapterSet, ArchNaming, MatrixKind, ModelShape, Site};
+use lorta_core::{AdapterSet, AdapterStep, ArchNaming, MatrixKind, ModelShape, Site};
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +197,7 @@ impl LlamaConfig {
                         let f = f as f64;
                         let wl = 2.0 * std::f64::consts::PI / f;
                         let scaled = if wl > low_wl { f / factor } else { f };
-                        let medium = !(wl < high_wl) && !(wl > low_wl);
+                        let medium = wl >= high_wl && wl <= low_wl;
                         if medium {
                             let s = (old / wl - low_freq_factor) / (high_freq_factor - low_freq_factor);
                             ((1.0 - s) * scaled / factor + s * scaled) as f32
@@ -302,7 +302,7 @@ impl<B: Backend> LlamaLayer<B> {
         sin: Tensor<B, 4>,
         mask: Option<Tensor<B, 4, Bool>>,
         cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
-        adapters: Option<&AdapterSet<B>>,
+        adapters: Option<&AdapterStep<'_, B>>,
     ) -> Tensor<B, 3> {
         let site = |kind| Site::new(self.index, kind);
         let b = x.dims()[0];
@@ -507,9 +507,11 @@ impl<B: Backend> LlamaForCausalLM<B> {
             (None, Some(p)) => Some(p.expand([b, 1, s, sk])),
             (None, None) => None,
         };
+        // shared adapter factors (LoRTA) are combined once per forward, not once per site
+        let step = self.adapters.as_ref().map(|a| a.step());
         for (l, layer) in self.model.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[l]);
-            x = layer.forward(x, cos.clone(), sin.clone(), mask.clone(), slot, self.adapters.as_ref());
+            x = layer.forward(x, cos.clone(), sin.clone(), mask.clone(), slot, step.as_ref());
         }
         if let Some(c) = cache {
             c.len += s;

@@ -94,6 +94,7 @@ pub fn detect_architecture(config: &JsonFile) -> Result<Architecture> {
 }
 
 /// Any supported model, chosen from `config.json`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AutoModel<B: Backend> {
     Encoder(BertModel<B>),

@@ -17,6 +17,9 @@ use crate::llama::LlamaConfig;
 use crate::load::{detect_architecture, Architecture};
 use crate::weights::{bytes_to_f32, f32_to_bytes, Weights};
 
+/// A tensor to write: key, dtype, shape, bytes.
+type OutTensor<'a> = (String, safetensors::Dtype, Vec<usize>, Cow<'a, [u8]>);
+
 /// What was merged.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MergeSummary {
@@ -75,7 +78,7 @@ pub fn merge_adapter<B: Backend>(model_dir: &Path, adapter_dir: &Path, out_dir: 
     }
     std::fs::create_dir_all(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
     let keys = weights.all_keys();
-    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Cow<'_, [u8]>)> = Vec::with_capacity(keys.len());
+    let mut owned: Vec<OutTensor<'_>> = Vec::with_capacity(keys.len());
     for k in &keys {
         let (dtype, shape, bytes) = weights.raw(k)?;
         let data = match replaced.get(k) {

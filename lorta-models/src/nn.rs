@@ -8,7 +8,7 @@
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, silu, softmax};
 use burn::tensor::{backend::Backend, Bool, DType, Distribution, FloatDType, Tensor};
-use lorta_core::{Adapter, AdapterSet, Site};
+use lorta_core::{AdapterStep, Site};
 
 use crate::error::Result;
 use crate::weights::Weights;
@@ -140,7 +140,7 @@ impl<B: Backend> HfLinear<B> {
     }
     /// The map with the adapter hooks of `site`: input scaling (IA3 feed-forward), base map,
     /// then the adapter's output update.
-    pub fn forward_adapted(&self, x: Tensor<B, 3>, adapters: Option<&AdapterSet<B>>, site: Site) -> Tensor<B, 3> {
+    pub fn forward_adapted(&self, x: Tensor<B, 3>, adapters: Option<&AdapterStep<'_, B>>, site: Site) -> Tensor<B, 3> {
         match adapters {
             Some(a) if a.adapts(site) => {
                 let x = a.scale_input3(site, x);

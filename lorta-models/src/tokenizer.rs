@@ -137,8 +137,16 @@ fn find_pad_id(tok: &Tokenizer, config: Option<&JsonFile>, tcfg: Option<&JsonFil
     ["[PAD]", "<pad>", "<|pad|>"].iter().find_map(|t| tok.token_to_id(t)).unwrap_or(0)
 }
 
-/// Right-pads sequences to the longest: `(ids, attention_mask, type_ids)`.
-pub fn pad_batch(seqs: &[Encoded], pad_id: u32) -> (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<u32>>) {
+/// A right-padded batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Padded {
+    pub input_ids: Vec<Vec<u32>>,
+    pub attention_mask: Vec<Vec<u32>>,
+    pub token_type_ids: Vec<Vec<u32>>,
+}
+
+/// Right-pads sequences to the longest, with `pad_id` and mask 0.
+pub fn pad_batch(seqs: &[Encoded], pad_id: u32) -> Padded {
     let n = seqs.iter().map(|s| s.ids.len()).max().unwrap_or(0);
     let mut ids = Vec::new();
     let mut mask = Vec::new();
@@ -150,5 +158,5 @@ pub fn pad_batch(seqs: &[Encoded], pad_id: u32) -> (Vec<Vec<u32>>, Vec<Vec<u32>>
         let tt: Vec<u32> = if s.type_ids.len() == k { s.type_ids.clone() } else { vec![0; k] };
         types.push(tt.into_iter().chain(std::iter::repeat_n(0, n - k)).collect());
     }
-    (ids, mask, types)
+    Padded { input_ids: ids, attention_mask: mask, token_type_ids: types }
 }

@@ -2,10 +2,9 @@
 //! tuning, Houlsby bottleneck adapters, full fine-tuning, and the task head.
 //!
 //! Base weights are frozen (plain tensors without autodiff tracking: no gradient, no optimizer
-//! state) unless [`Tuning::full`] is set. The trainable parameters are exactly: the adapter set
-//! + prefixes + Houlsby adapters + the head's trainable part, or everything for full
-//! fine-tuning; [`trainable_params`](crate::bert::BertForSequenceClassification::trainable_params)
-//! counts them.
+//! state) unless [`Tuning::full`] is set. The trainable parameters are exactly the adapter set,
+//! the prefixes, the Houlsby adapters and the head's trainable part (everything for full
+//! fine-tuning); `trainable_params()` of each model counts them.
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, DType, Tensor};
 use lorta_core::init::{seeded, Init as HostInit};

@@ -24,7 +24,8 @@ fn minilm_tokenizer_and_hidden_states() {
     let tok = TextTokenizer::from_dir(&dir, None).unwrap();
     let sentences: Vec<&str> = r["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     let enc: Vec<_> = sentences.iter().map(|s| tok.encode(s).unwrap()).collect();
-    let (ids_p, mask_p, types_p) = lorta_models::tokenizer::pad_batch(&enc, tok.pad_id());
+    let p = lorta_models::tokenizer::pad_batch(&enc, tok.pad_id());
+    let (ids_p, mask_p, types_p) = (p.input_ids, p.attention_mask, p.token_type_ids);
     assert_eq!(ids_p, ids(&r["inputs"]["input_ids"]), "input_ids from tokenizer.json");
     assert_eq!(mask_p, ids(&r["inputs"]["attention_mask"]));
     assert_eq!(types_p, ids(&r["inputs"]["token_type_ids"]));

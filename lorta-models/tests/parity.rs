@@ -134,14 +134,61 @@ fn merged_checkpoints_match_adapted_models() {
     }
 }
 
+/// Every adapter parameter set to `offset + N(0, std²)` (so the update is visible).
+fn perturb(set: lorta_core::AdapterSet<B>, offset: f64, std: f64) -> lorta_core::AdapterSet<B> {
+    use burn::module::{Module, ModuleMapper, Param};
+    use burn::tensor::{Distribution, Tensor};
+    struct P(f64, f64);
+    impl ModuleMapper<B> for P {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, t, mapper) = param.consume();
+            let t = t.random_like(Distribution::Normal(self.0, self.1));
+            Param::from_mapped_value(id, t, mapper)
+        }
+    }
+    set.map(&mut P(offset, std))
+}
+
 #[test]
-fn merge_keeps_bf16_and_roberta_biases() {
+fn merge_keeps_bf16_and_merges_encoder_biases() {
+    use lorta_core::tuners::LoraConfig;
+    use lorta_core::{AdapterConfig, ArchNaming, MatrixKind};
     // bf16 input stays bf16.
     let dev = Default::default();
     let tmp = tempfile::tempdir().unwrap();
     merge_adapter::<B>(&fixture("llama-tied-bf16"), &fixture("llama-lora").join("adapter"), tmp.path(), &dev).unwrap();
     let out = lorta_models::weights::Weights::open(&[tmp.path().join("model.safetensors")]).unwrap();
     assert_eq!(out.storage_dtype(), safetensors::Dtype::BF16);
+    // Encoders with biases: IA3 scales K/V outputs (bias included) and the FFN input; LoRA on
+    // all four attention maps. RoBERTa classifier (prefix `roberta.`) and bare BERT (no prefix).
+    for (fx, prefix) in [("roberta-cls", "roberta."), ("bert-tiny", "")] {
+        let r = reference(fx);
+        let shape = lorta_models::bert::BertConfig::from_file(&fixture(fx).join("config.json")).unwrap().shape();
+        let naming = ArchNaming::Bert { prefix: prefix.into() };
+        for (cfg, offset, std) in [
+            (AdapterConfig::Ia3(Default::default()), 1.0, 0.3),
+            (AdapterConfig::Lora(LoraConfig::new(2, MatrixKind::ATTENTION.to_vec())), 0.0, 0.3),
+        ] {
+            let set = perturb(cfg.init::<B>(&shape, 1, &dev).unwrap(), offset, std);
+            let adir = tempfile::tempdir().unwrap();
+            lorta_core::io::save_adapter(&set, adir.path(), &naming, None).unwrap();
+            let mdir = tempfile::tempdir().unwrap();
+            merge_adapter::<B>(&fixture(fx), adir.path(), mdir.path(), &dev).unwrap();
+            let seqs = sequences(&r["inputs"]);
+            let types = ids(&r["inputs"]["token_type_ids"]);
+            let base = load(&fixture(fx), None).forward_ids(&seqs, Some(&types)).unwrap();
+            let adapted = load(&fixture(fx), Some(adir.path().to_path_buf())).forward_ids(&seqs, Some(&types)).unwrap();
+            let merged = load(mdir.path(), None).forward_ids(&seqs, Some(&types)).unwrap();
+            let (a, m, b) = (adapted.last_hidden_state.unwrap(), merged.last_hidden_state.unwrap(), base.last_hidden_state.unwrap());
+            let diff = |x: &lorta_models::load::Array, y: &lorta_models::load::Array| {
+                x.data.iter().zip(&y.data).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max)
+            };
+            let scale = a.data.iter().map(|x| x.abs()).fold(0f32, f32::max);
+            println!("{fx} {:?}: merged vs adapter {:.3e}, adapter vs base {:.3e}", cfg.method(), diff(&a, &m) / scale, diff(&a, &b) / scale);
+            assert!(diff(&a, &b) / scale > 1e-2, "{fx}: adapter has no visible effect");
+            assert!(diff(&a, &m) / scale <= 1e-4, "{fx} {:?}: merged differs from adapter", cfg.method());
+        }
+    }
 }
 
 #[test]
