@@ -325,6 +325,12 @@ impl<B: Backend> AdapterSet<B> {
 }
 
 impl<B: Backend> AdapterStep<'_, B> {
+    pub fn adapts(&self, site: Site) -> bool {
+        match self {
+            AdapterStep::Lorta(l) => l.adapts(site),
+            AdapterStep::Plain(a) => a.adapts(site),
+        }
+    }
     pub fn scale_input(&self, site: Site, x: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
             AdapterStep::Lorta(_) => x,

@@ -411,6 +411,9 @@ impl<B: Backend> Lorta<B> {
 }
 
 impl<B: Backend> LortaStep<B> {
+    pub fn adapts(&self, site: Site) -> bool {
+        site.layer < self.layers && self.kinds.contains(&site.kind)
+    }
     /// Δy for `x: [n, in]`, or `None` if the site is not adapted.
     pub fn delta(&self, site: Site, x: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
         let m = self.kinds.iter().position(|&k| k == site.kind)?;
