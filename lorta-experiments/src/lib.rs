@@ -6,3 +6,4 @@ pub mod glue;
 pub mod profile;
 pub mod report;
 pub mod train;
+pub mod tables;

@@ -21,6 +21,14 @@ enum Command {
     Merge(commands::merge::Args),
     /// Generate text with a LLaMA checkpoint (greedy or temperature / top-p sampling).
     Generate(commands::generate::Args),
+    /// Fine-tune one adapter method on one GLUE task (checkpoints, --resume, metrics.json).
+    Train(commands::train::Args),
+    /// The paper's Table 1 (GLUE, LoReTTA setting, params incl. classifier): --preset paper|quick|smoke.
+    Table1(commands::table::Args),
+    /// The paper's Table 2 (GLUE, LoTR setting, params excl. classifier): --preset paper|quick|smoke.
+    Table2(commands::table::Args),
+    /// Download data: `fetch glue --tasks rte,mrpc`.
+    Fetch(commands::fetch::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +39,9 @@ fn main() -> anyhow::Result<()> {
         Command::Forward(a) => commands::forward::run(a),
         Command::Merge(a) => commands::merge::run(a),
         Command::Generate(a) => commands::generate::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::Table1(a) => commands::table::run("table1", a),
+        Command::Table2(a) => commands::table::run("table2", a),
+        Command::Fetch(a) => commands::fetch::run(a),
     }
 }

@@ -4,3 +4,6 @@ pub mod profile;
 pub mod forward;
 pub mod merge;
 pub mod generate;
+pub mod train;
+pub mod table;
+pub mod fetch;
