@@ -52,6 +52,7 @@ pub fn parse_dtype(s: &str) -> Option<DType> {
         "f32" | "float32" | "fp32" => DType::F32,
         "f16" | "float16" | "fp16" | "half" => DType::F16,
         "bf16" | "bfloat16" => DType::BF16,
+        "f64" | "float64" | "fp64" => DType::F64,
         _ => return None,
     })
 }

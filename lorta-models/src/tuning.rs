@@ -85,8 +85,13 @@ pub fn cast_module<B: Backend, M: Module<B>>(module: M, dtype: DType) -> M {
             let tensor = if tensor.dtype() == self.0 {
                 tensor
             } else {
+                // a fresh leaf through the host: on an autodiff backend a cast of a tracked tensor
+                // is not a leaf, and only leaves can be marked as requiring gradients (burn
+                // panics otherwise). Adapters are small; this runs once at load time.
                 let grad = tensor.is_require_grad();
-                tensor.cast(self.0).set_require_grad(grad)
+                let device = tensor.device();
+                let data = tensor.into_data().convert_dtype(self.0);
+                Tensor::from_data(data, (&device, self.0)).set_require_grad(grad)
             };
             Param::from_mapped_value(id, tensor, mapper)
         }
@@ -216,4 +221,26 @@ impl<B: Backend> HeadDense<B> {
 /// Seeded host RNG for the small trainable modules of a model (offset from the adapter seed).
 pub(crate) fn module_rng(tuning: &Tuning) -> StdRng {
     seeded(tuning.seed.wrapping_add(0x5eed_0001))
+}
+
+#[cfg(test)]
+mod cast_tests {
+    use super::*;
+    use burn::module::Module;
+
+    type AB = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
+
+    /// Casting a trainable module on an autodiff backend keeps its parameters trainable leaves
+    /// (this panicked before: casts of tracked tensors are not leaves).
+    #[test]
+    fn cast_module_keeps_trainable_leaves() {
+        let cfg = lorta_core::AdapterConfig::default_for(lorta_core::Method::Lorta, 2, &lorta_core::MatrixKind::ATTENTION);
+        let set = cfg.init::<AB>(&ModelShape::new(8, 2, 1, 8), 0, &Default::default()).unwrap();
+        let set = cast_module(set, DType::F64);
+        let lorta_core::AdapterSet::Lorta(l) = &set else { panic!() };
+        let f = l.groups[0].factors[0].val();
+        assert_eq!(f.dtype(), DType::F64);
+        let grads = (f.clone() * 2.0).sum().backward();
+        assert!(f.grad(&grads).is_some(), "cast parameter must still receive gradients");
+    }
 }
