@@ -120,7 +120,10 @@ fn profile_one<B: AutodiffBackend>(
         other => other,
     };
     let tuning = Tuning::adapter(adapter.clone()).with_head(HeadTuning::Frozen);
+    let t_build = Instant::now();
     let mut model = LlamaForCausalLM::<B>::random(&spec.config, &tuning, spec.dtype, device)?;
+    B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
+    eprintln!("[profile] {} r={rank}: model built in {:.1}s", method.label(), t_build.elapsed().as_secs_f64());
     let trainable = model.trainable_params();
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init::<B, LlamaForCausalLM<B>>();
     let (b, t) = (spec.batch, spec.seq_len);
@@ -153,8 +156,12 @@ fn profile_one<B: AutodiffBackend>(
         (model, peak)
     };
 
-    for _ in 0..spec.warmup {
+    for i in 0..spec.warmup {
+        let t0 = Instant::now();
         model = step(model, false).0;
+        let _ = B::sync(device);
+        // the first steps compile and autotune kernels (CUBECL_AUTOTUNE_LEVEL=minimal shortens it)
+        eprintln!("[profile] {} r={rank}: warm-up step {} took {:.1}s", method.label(), i + 1, t0.elapsed().as_secs_f64());
     }
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     let mut times = Vec::with_capacity(spec.steps);
