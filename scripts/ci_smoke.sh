@@ -7,3 +7,11 @@ run() { cargo run -q -p lorta-experiments -- "$@"; }
 
 echo "--- profile (llama-tiny, ndarray)"
 run profile --model llama-tiny --dtype f32 --ranks 4,16 --steps 3 --warmup 1 --out "$out/profile"
+
+echo "--- table2 --preset smoke (GLUE from shared/data, all-MiniLM-L6-v2)"
+if [ -n "${LORTA_MINILM_DIR:-}" ] && [ -n "${LORTA_SHARED_DATA:-}" ]; then
+  run table2 --preset smoke --out "$out/table2"
+  cat "$out/table2/table.md"
+else
+  echo "SKIPPED table2 smoke: LORTA_MINILM_DIR or LORTA_SHARED_DATA not set"
+fi
