@@ -3,7 +3,15 @@
 # this reuses the test build instead of compiling everything again in release).
 set -euo pipefail
 out="${1:-target/ci-results}"
-run() { cargo run -q -p lorta-experiments -- "$@"; }
+# The binary `cargo test --workspace` already built (same features as the tests); a separate
+# `cargo run -p lorta-experiments` would resolve features differently and rebuild burn.
+bin=target/debug/lorta-experiments
+if [ ! -x "$bin" ]; then cargo build -q -p lorta-experiments; fi
+run() { "$bin" "$@"; }
+
+echo "--- params (Table 4 must match the paper exactly: the command fails otherwise)"
+run params --out "$out/params" > /dev/null
+echo "params: Table 4 matches the paper"
 
 echo "--- profile (llama-tiny, ndarray)"
 run profile --model llama-tiny --dtype f32 --ranks 4,16 --steps 3 --warmup 1 --out "$out/profile"
