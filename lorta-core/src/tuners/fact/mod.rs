@@ -4,7 +4,7 @@
 //! - FacT-TT: a free core Σ_t `[r, r]` per slice → 2dr + T·r² parameters;
 //! - FacT-TK: a shared core C `[r, r, r]` mixed per slice by P `[T, r]` → 2dr + T·r + r³.
 //!
-//! ΔW_t = s·U_out·G_tᵀ… written here in `[out, in]` form: ΔW_t = s·U_out·G_t·U_inᵀ.
+//! In `[out, in]` form: ΔW_t = s·U_out·G_t·U_inᵀ.
 //! Both are [`Tucker`] tensors (Tucker-2 for TT, full Tucker for TK).
 //! File keys (our own, PEFT style): `base_model.model.fact.{u_in,u_out,core,p}`.
 use burn::module::{Module};
