@@ -82,3 +82,22 @@ pub fn memory_usage(kind: BackendKind) -> Option<(u64, u64)> {
         _ => None,
     }
 }
+
+/// Points CubeCL's on-disk caches (compiled kernels as PTX on CUDA, autotune results) at `dir`, so
+/// a later run on the same GPU skips the first-step kernel compilation. Settings from a
+/// `cubecl.toml` in the working directory and `CUBECL_*` variables are kept. Must run before the
+/// first use of a CubeCL device; a no-op without the wgpu/cuda features.
+pub fn set_kernel_cache(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("--kernel-cache {}: {e}", dir.display()))?;
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    {
+        use cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
+        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        let dir = dir.canonicalize().map_err(|e| anyhow::anyhow!("--kernel-cache {}: {e}", dir.display()))?;
+        config.compilation.cache = Some(CacheConfig::File(dir.clone()));
+        config.autotune.cache = CacheConfig::File(dir);
+        std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config))
+            .map_err(|_| anyhow::anyhow!("--kernel-cache: CubeCL was configured before the option was read"))?;
+    }
+    Ok(())
+}

@@ -202,9 +202,13 @@ impl<B: Backend> BertLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, mask: Option<Tensor<B, 4, burn::tensor::Bool>>, adapters: Option<&AdapterStep<'_, B>>) -> Tensor<B, 3> {
         let site = |kind| Site::new(self.index, kind);
         let b = x.dims()[0];
-        let q = split_heads(self.query.forward_adapted(x.clone(), adapters, site(MatrixKind::Query)), self.heads);
-        let mut k = split_heads(self.key.forward_adapted(x.clone(), adapters, site(MatrixKind::Key)), self.heads);
-        let mut v = split_heads(self.value.forward_adapted(x.clone(), adapters, site(MatrixKind::Value)), self.heads);
+        let [q, k, v] = HfLinear::forward_adapted_shared(
+            [&self.query, &self.key, &self.value],
+            x.clone(),
+            adapters,
+            [site(MatrixKind::Query), site(MatrixKind::Key), site(MatrixKind::Value)],
+        );
+        let (q, mut k, mut v) = (split_heads(q, self.heads), split_heads(k, self.heads), split_heads(v, self.heads));
         if let Some(p) = &self.prefix {
             let (pk, pv) = p.heads(b, self.heads);
             k = Tensor::cat(vec![pk, k], 2);

@@ -307,9 +307,13 @@ impl<B: Backend> LlamaLayer<B> {
         let site = |kind| Site::new(self.index, kind);
         let b = x.dims()[0];
         let h = self.input_layernorm.forward(x.clone());
-        let q = split_heads(self.q_proj.forward_adapted(h.clone(), adapters, site(MatrixKind::Query)), self.heads);
-        let k = split_heads(self.k_proj.forward_adapted(h.clone(), adapters, site(MatrixKind::Key)), self.kv_heads);
-        let v = split_heads(self.v_proj.forward_adapted(h, adapters, site(MatrixKind::Value)), self.kv_heads);
+        let [q, k, v] = HfLinear::forward_adapted_shared(
+            [&self.q_proj, &self.k_proj, &self.v_proj],
+            h,
+            adapters,
+            [site(MatrixKind::Query), site(MatrixKind::Key), site(MatrixKind::Value)],
+        );
+        let (q, k, v) = (split_heads(q, self.heads), split_heads(k, self.kv_heads), split_heads(v, self.kv_heads));
         let q = apply_rope(q, cos.clone(), sin.clone());
         let k = apply_rope(k, cos, sin);
         let (mut k, mut v) = match cache {

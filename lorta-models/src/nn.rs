@@ -150,6 +150,28 @@ impl<B: Backend> HfLinear<B> {
             _ => self.forward(x),
         }
     }
+
+    /// Several maps of the same input with their adapter hooks (Q, K and V of an attention
+    /// layer), equal to calling [`Self::forward_adapted`] on each; lets LoRTA share its input
+    /// projection between the sites.
+    pub fn forward_adapted_shared<const N: usize>(
+        layers: [&Self; N],
+        x: Tensor<B, 3>,
+        adapters: Option<&AdapterStep<'_, B>>,
+        sites: [Site; N],
+    ) -> [Tensor<B, 3>; N] {
+        match adapters {
+            Some(a @ AdapterStep::Lorta(_)) => {
+                let [b, s, i] = x.dims();
+                let x2 = x.reshape([b * s, i]);
+                let bases: Vec<Tensor<B, 2>> = layers.iter().map(|l| l.forward2(x2.clone())).collect();
+                let outs = a.adapt_outputs(&sites, x2, bases);
+                let outs: Vec<Tensor<B, 3>> = outs.into_iter().map(|y| { let o = y.dims()[1]; y.reshape([b, s, o]) }).collect();
+                outs.try_into().unwrap_or_else(|_| unreachable!("one output per site"))
+            }
+            _ => std::array::from_fn(|n| layers[n].forward_adapted(x.clone(), adapters, sites[n])),
+        }
+    }
 }
 
 #[derive(Module, Debug)]

@@ -325,6 +325,19 @@ impl<B: Backend> AdapterSet<B> {
 }
 
 impl<B: Backend> AdapterStep<'_, B> {
+    /// [`Self::adapt_output`] for several sites that read the same `x` (Q, K, V): LoRTA projects
+    /// `x` onto its shared input factor once for all of them; other methods go site by site.
+    pub fn adapt_outputs(&self, sites: &[Site], x: Tensor<B, 2>, bases: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
+        match self {
+            AdapterStep::Lorta(l) => {
+                l.deltas(sites, x).into_iter().zip(bases).map(|(d, base)| match d {
+                    Some(d) => base + d,
+                    None => base,
+                }).collect()
+            }
+            AdapterStep::Plain(a) => sites.iter().zip(bases).map(|(&site, base)| a.adapt_output(site, x.clone(), base)).collect(),
+        }
+    }
     pub fn adapts(&self, site: Site) -> bool {
         match self {
             AdapterStep::Lorta(l) => l.adapts(site),

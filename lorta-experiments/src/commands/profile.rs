@@ -44,6 +44,10 @@ pub struct Args {
     /// Write profile.json, profile.csv and profile.md here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Keep compiled kernels (and autotune results) in this folder, so the next run on the same
+    /// GPU skips the first-step compilation (CubeCL backends).
+    #[arg(long)]
+    pub kernel_cache: Option<PathBuf>,
 }
 
 fn resolve_config(model: &str) -> Result<LlamaConfig> {
@@ -119,6 +123,12 @@ pub fn run(args: Args) -> Result<()> {
         backend: args.backend.name().to_string(),
     };
     let kind = args.backend;
+    if kind == BackendKind::Ndarray && !matches!(dtype, burn::tensor::DType::F32 | burn::tensor::DType::F64) {
+        bail!("--dtype {}: the ndarray backend computes in f32 or f64 only; pass --dtype f32 (or use --backend cuda|wgpu)", args.dtype);
+    }
+    if let Some(dir) = &args.kernel_cache {
+        crate::backend::set_kernel_cache(dir)?;
+    }
     let json = args.json;
     let rows = with_backend!(kind, |B, device| profile::run::<B>(&spec, &device, &|| memory_usage(kind), |row| {
         if json {

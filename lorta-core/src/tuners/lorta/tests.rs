@@ -221,3 +221,30 @@ fn per_forward_step_view_equals_the_general_path() {
     untied.joint_layers = false;
     assert!(random_lorta::<TestBackend>(&untied, 1).step().is_none());
 }
+
+#[test]
+fn shared_input_projection_equals_site_by_site_deltas() {
+    // Q, K, V (and O, on its own input in a model) evaluated together, both head axes, with a
+    // site of another layer and an unadapted kind mixed in
+    for axis in [HeadAxis::Input, HeadAxis::Output] {
+        let cfg = LortaConfig::new(3, vec![MatrixKind::Query, MatrixKind::Value, MatrixKind::Output]).with_head_axis(axis);
+        let lorta = random_lorta::<TestBackend>(&cfg, 31);
+        let step = lorta.step().expect("paper layout");
+        let x = random::<TestBackend, 2>([5, 12], &mut StdRng::seed_from_u64(32));
+        let sites = [
+            Site::new(1, MatrixKind::Query),
+            Site::new(1, MatrixKind::Key),
+            Site::new(1, MatrixKind::Value),
+            Site::new(0, MatrixKind::Output),
+        ];
+        let together = step.deltas(&sites, x.clone());
+        assert_eq!(together.len(), sites.len());
+        for (site, d) in sites.iter().zip(together) {
+            match (d, lorta.delta(*site, x.clone())) {
+                (Some(d), Some(reference)) => assert_close(&to_f64(d), &to_f64(reference), 1e-5, &format!("{axis:?} {site:?}")),
+                (None, None) => assert_eq!(site.kind, MatrixKind::Key),
+                (d, r) => panic!("{axis:?} {site:?}: adapted together {} vs alone {}", d.is_some(), r.is_some()),
+            }
+        }
+    }
+}
