@@ -2,21 +2,26 @@
 //! space vs LoRTA with ΔW rebuilt densely each step (the paper's implementation), plus every
 //! other method. Shapes: RoBERTa-base width (d = 768, h = 12), `LORTA_BENCH_LAYERS` layers
 //! (default 4), 256 tokens. Ratios are read off one run (same process, same machine state).
-use burn::tensor::{Distribution, Tensor};
+//! ndarray always; `--features wgpu` / `--features cuda` add the same groups on those backends
+//! (each iteration ends with a device sync, so GPU time is measured, not launch time).
+use burn::tensor::{backend::AutodiffBackend, Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lorta_bench::{forward_backward, LayerStack, Path};
 use lorta_core::{AdapterConfig, MatrixKind, Method, ModelShape};
-
-type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
 
 fn shape() -> ModelShape {
     let layers = std::env::var("LORTA_BENCH_LAYERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     ModelShape::new(768, 12, layers, 3072)
 }
 
-fn bench_lora_vs_lorta(c: &mut Criterion) {
-    let device = Default::default();
-    let mut group = c.benchmark_group("layer_stack_fwd_bwd");
+fn step<B: AutodiffBackend>(stack: &LayerStack<B>, x: &Tensor<B, 2>, device: &B::Device) {
+    let grads = forward_backward(stack, x.clone());
+    B::sync(device).expect("device sync");
+    drop(grads);
+}
+
+fn bench_lora_vs_lorta<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B::Device) {
+    let mut group = c.benchmark_group(format!("layer_stack_fwd_bwd/{backend}"));
     group.sample_size(10);
     let x = Tensor::<B, 2>::random([256, 768], Distribution::Normal(0.0, 1.0), &device);
     for r in [8usize, 64] {
@@ -27,17 +32,14 @@ fn bench_lora_vs_lorta(c: &mut Criterion) {
         ];
         for (name, cfg, path) in cases {
             let stack = LayerStack::<B>::new(shape(), &cfg, path, &device);
-            group.bench_with_input(BenchmarkId::new(name, r), &r, |b, _| {
-                b.iter(|| forward_backward(&stack, x.clone()))
-            });
+            group.bench_with_input(BenchmarkId::new(name, r), &r, |b, _| b.iter(|| step(&stack, &x, &device)));
         }
     }
     group.finish();
 }
 
-fn bench_all_methods(c: &mut Criterion) {
-    let device = Default::default();
-    let mut group = c.benchmark_group("method_fwd_bwd_r8");
+fn bench_all_methods<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B::Device) {
+    let mut group = c.benchmark_group(format!("method_fwd_bwd_r8/{backend}"));
     group.sample_size(10);
     let x = Tensor::<B, 2>::random([256, 768], Distribution::Normal(0.0, 1.0), &device);
     for method in Method::ALL {
@@ -50,10 +52,40 @@ fn bench_all_methods(c: &mut Criterion) {
             other => other,
         };
         let stack = LayerStack::<B>::new(shape(), &cfg, Path::Native, &device);
-        group.bench_function(method.label(), |b| b.iter(|| forward_backward(&stack, x.clone())));
+        group.bench_function(method.label(), |b| b.iter(|| step(&stack, &x, &device)));
     }
     group.finish();
 }
 
-criterion_group!(benches, bench_lora_vs_lorta, bench_all_methods);
-criterion_main!(benches);
+fn ndarray_benches(c: &mut Criterion) {
+    type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
+    bench_lora_vs_lorta::<B>(c, "ndarray", Default::default());
+    bench_all_methods::<B>(c, "ndarray", Default::default());
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_benches(c: &mut Criterion) {
+    type B = burn_autodiff::Autodiff<burn_wgpu::Wgpu<f32, i32>>;
+    bench_lora_vs_lorta::<B>(c, "wgpu", Default::default());
+    bench_all_methods::<B>(c, "wgpu", Default::default());
+}
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_benches(_: &mut Criterion) {}
+
+#[cfg(feature = "cuda")]
+fn cuda_benches(c: &mut Criterion) {
+    type B = burn_autodiff::Autodiff<burn_cuda::Cuda<f32, i32>>;
+    bench_lora_vs_lorta::<B>(c, "cuda", Default::default());
+    bench_all_methods::<B>(c, "cuda", Default::default());
+}
+#[cfg(not(feature = "cuda"))]
+fn cuda_benches(_: &mut Criterion) {}
+
+fn benches(c: &mut Criterion) {
+    ndarray_benches(c);
+    wgpu_benches(c);
+    cuda_benches(c);
+}
+
+criterion_group!(all, benches);
+criterion_main!(all);
