@@ -143,7 +143,8 @@ impl HfLmTokenizer {
     /// tokenizer_config.json (or `chat_template.jinja`), EOS ids from config.json.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let tj = dir.join("tokenizer.json");
-        let inner = Tokenizer::from_file(&tj).map_err(|e| ModelError::file(&tj, format!("tokenizer: {e}")))?;
+        let mut inner = Tokenizer::from_file(&tj).map_err(|e| ModelError::file(&tj, format!("tokenizer: {e}")))?;
+        inner.with_padding(None);
         let tcfg = JsonFile::read(&dir.join("tokenizer_config.json")).ok();
         let config = JsonFile::read(&dir.join("config.json")).ok();
         let tok_of = |key: &str| tcfg.as_ref().and_then(|t| token_string(t.get(key)));
