@@ -10,6 +10,10 @@ checked with transformers:
 - tests/fixtures/gguf/tiny-llama.gguf: a tiny random LLaMA (GQA, untied head) with a mix of
   those types, Q/K rows permuted as llama.cpp's converter does, a GPT-2-style byte-level BPE
   tokenizer (pre-tokenizer "smollm") with special tokens and SmolLM2's chat template.
+- tests/fixtures/gguf/spm-tokenizer.gguf + spm-tokenizer.json: llama2.c's 512-piece SentencePiece
+  model (../shared/data/llama2c/tok512.model) as GGUF `tokenizer.ggml.model = "llama"` metadata
+  (pieces, scores, token types as llama.cpp's converter writes them), and the ids/texts the
+  `sentencepiece` library itself gives on a few texts.
 - tests/fixtures/gguf/tiny-llama.json: logits of transformers' LlamaForCausalLM loading that
   GGUF with `gguf_file=` (its own dequantization and Q/K un-permutation), plus the ids of
   transformers' GGUF tokenizer on a few texts and the rendered chat prompt.
@@ -161,6 +165,46 @@ def write_tiny_llama(rng):
     w.close()
 
 
+# No runs of spaces: SentencePiece's normalizer collapses them, llama.cpp's and llama2.c's
+# tokenizers (what a GGUF "llama" vocabulary is run with) do not.
+SPM_TEXTS = ["Once upon a time, there was a little girl named Lily.", "Hello world\nagain, 42 times", "naïve café 😀 {x}"]
+
+
+def write_spm_tokenizer():
+    import sentencepiece as spm
+
+    model = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "llama2c", "tok512.model")
+    sp = spm.SentencePieceProcessor(model_file=model)
+    pieces, scores, types = [], [], []
+    for i in range(sp.vocab_size()):
+        pieces.append(sp.id_to_piece(i))
+        scores.append(sp.get_score(i))
+        types.append(gguf.TokenType.UNKNOWN if sp.is_unknown(i) else gguf.TokenType.CONTROL if sp.is_control(i)
+                     else gguf.TokenType.UNUSED if sp.is_unused(i) else gguf.TokenType.BYTE if sp.is_byte(i) else gguf.TokenType.NORMAL)
+    w = gguf.GGUFWriter(os.path.join(OUT, "spm-tokenizer.gguf"), "llama")
+    w.add_tokenizer_model("llama")
+    w.add_token_list(pieces)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(sp.bos_id())
+    w.add_eos_token_id(sp.eos_id())
+    w.add_unk_token_id(sp.unk_id())
+    w.add_add_bos_token(True)
+    w.add_add_space_prefix(True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    ref = {
+        "note": "ids from the sentencepiece library on ../shared/data/llama2c/tok512.model (BOS prepended), by scripts/make_gguf_fixtures.py",
+        "texts": SPM_TEXTS,
+        "ids": [[sp.bos_id()] + sp.encode(t) for t in SPM_TEXTS],
+        "decoded": [sp.decode(sp.encode(t)) for t in SPM_TEXTS],
+    }
+    with open(os.path.join(OUT, "spm-tokenizer.json"), "w") as fh:
+        json.dump(ref, fh, indent=1)
+
+
 def reference():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -200,6 +244,7 @@ def main():
     rng = np.random.default_rng(0)
     write_quants(rng)
     write_tiny_llama(rng)
+    write_spm_tokenizer()
     ref = reference()
     with open(os.path.join(OUT, "tiny-llama.json"), "w") as fh:
         json.dump(ref, fh)

@@ -177,3 +177,17 @@ fn smollm2_answers_paris_and_matches_transformers() {
     assert!(answer.contains("Paris"), "answer {answer:?}");
     assert_eq!(ids(&r["greedy_ids"]), out[prompt.len()..].to_vec(), "greedy continuation differs from transformers'");
 }
+
+/// GGUF `tokenizer.ggml.model = "llama"` (SentencePiece scores; llama2.c's tok512 vocabulary)
+/// encodes and decodes like the sentencepiece library.
+#[test]
+fn spm_tokenizer_from_gguf_matches_sentencepiece() {
+    let r = json(&fixture("spm-tokenizer.json"));
+    let tok = GgufFile::open(&fixture("spm-tokenizer.gguf")).unwrap().tokenizer().unwrap();
+    assert_eq!((tok.bos_id(), tok.eos_ids(), tok.vocab_size()), (Some(1), vec![2], 512));
+    for ((text, want), decoded) in r["texts"].as_array().unwrap().iter().zip(r["ids"].as_array().unwrap()).zip(r["decoded"].as_array().unwrap()) {
+        let text = text.as_str().unwrap();
+        assert_eq!(tok.encode(text, true).unwrap(), ids(want), "ids of {text:?}");
+        assert_eq!(tok.decode(&ids(want), true).unwrap(), decoded.as_str().unwrap());
+    }
+}
