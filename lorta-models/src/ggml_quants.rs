@@ -116,7 +116,7 @@ impl GgmlType {
     /// Bytes of `n` elements (`None`: unknown type, or `n` not a whole number of blocks).
     pub fn bytes_for(self, n: usize) -> Option<usize> {
         let (be, bb) = self.block()?;
-        (n % be == 0).then_some(n / be * bb)
+        n.is_multiple_of(be).then_some(n / be * bb)
     }
 }
 

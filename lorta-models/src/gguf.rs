@@ -185,7 +185,8 @@ impl<'a> Cursor<'a> {
                         format!("GGUF truncated or corrupt: {} claims {n} array elements at byte {}", what(), self.pos),
                     ));
                 }
-                let mut v = Vec::with_capacity(n as usize);
+                // capacity capped: a corrupt count fails on the bytes, not on one huge allocation
+                let mut v = Vec::with_capacity((n as usize).min(1 << 16));
                 for _ in 0..n {
                     v.push(self.value(ety, what, depth + 1)?);
                 }
@@ -256,7 +257,7 @@ impl GgufFile {
             let v = c.value(ty, &what, 0)?;
             metadata.insert(key, v);
         }
-        let mut tensors = Vec::with_capacity(n_tensors as usize);
+        let mut tensors = Vec::with_capacity((n_tensors as usize).min(1 << 12));
         for i in 0..n_tensors {
             let name = c.string(&|| format!("the name of tensor {i}"))?;
             let what = || format!("the directory entry of tensor `{name}`");

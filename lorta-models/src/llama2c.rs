@@ -66,7 +66,7 @@ impl Llama2cHeader {
             seq_len: field(6) as usize,
             shared_classifier: field(5) > 0,
         };
-        if h.dim % h.n_heads != 0 || h.n_heads % h.n_kv_heads != 0 || (h.dim / h.n_heads) % 2 != 0 {
+        if !h.dim.is_multiple_of(h.n_heads) || !h.n_heads.is_multiple_of(h.n_kv_heads) || !(h.dim / h.n_heads).is_multiple_of(2) {
             return Err(err(format!(
                 "dim {} / n_heads {} / n_kv_heads {}: dim must split into heads of even size and n_heads must be a multiple of n_kv_heads",
                 h.dim, h.n_heads, h.n_kv_heads

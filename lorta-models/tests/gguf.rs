@@ -130,6 +130,26 @@ fn corrupt_files_give_errors_naming_file_tensor_and_type() {
     // the error names the tensor and the type either way
     let e = open_err(&corrupt(tmp.path(), &src, |b| b[ty_at..ty_at + 4].copy_from_slice(&10u32.to_le_bytes())));
     assert!(e.contains("blk.0.attn_v.weight") && e.contains("Q2_K"), "{e}");
+    // a known type we do not dequantize, in a valid layout (layer 0's down projection has
+    // 256-element rows, Q4_K there): the file opens, reading the tensor fails naming it and the type
+    let down = b"blk.0.ffn_down.weight";
+    let at = bytes.windows(down.len()).position(|w| w == down).unwrap() + down.len();
+    let ty_at = at + 4 + 8 * 2;
+    assert_eq!(u32::from_le_bytes(bytes[ty_at..ty_at + 4].try_into().unwrap()), 12, "fixture layout changed");
+    let e = open_err(&corrupt(tmp.path(), &src, |b| b[ty_at..ty_at + 4].copy_from_slice(&10u32.to_le_bytes())));
+    assert!(e.contains("blk.0.ffn_down.weight") && e.contains("Q2_K") && e.contains("not supported"), "{e}");
+    // cut anywhere or bytes flipped in the header and directory: an error or a load, never a panic
+    for cut in (0..len).step_by(1499) {
+        let p = corrupt(tmp.path(), &src, |b| b.truncate(cut));
+        assert!(GgufFile::open(&p).is_err(), "cut at {cut} opened");
+    }
+    for i in (0..4000).step_by(7) {
+        let p = corrupt(tmp.path(), &src, |b| b[i] ^= 0xA5);
+        if let Ok(g) = GgufFile::open(&p) {
+            let _ = g.tokenizer();
+            let _ = g.llama_config();
+        }
+    }
     // a missing tensor (layer 0's V renamed to a layer the config does not have)
     let e = open_err(&corrupt(tmp.path(), &src, |b| {
         let p = b.windows(name.len()).position(|w| w == name).unwrap();
