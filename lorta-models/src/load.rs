@@ -170,14 +170,6 @@ pub fn load_llama_any<B: Backend>(path: &Path, tokenizer: Option<&Path>, opts: &
         Some(t) => Some(load_lm_tokenizer(t)?),
         None => own_tok,
     };
-    if let Some(t) = &tokenizer {
-        if t.vocab_size() > model.config.vocab_size {
-            return Err(ModelError::file(
-                t.source(),
-                format!("tokenizer has {} tokens, more than the model's vocab_size {} ({})", t.vocab_size(), model.config.vocab_size, path.display()),
-            ));
-        }
-    }
     Ok(LoadedLm { model, tokenizer, format })
 }
 
