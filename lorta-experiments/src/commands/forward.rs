@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use lorta_models::hub::resolve_model_dir;
-use lorta_models::load::{parse_dtype, AutoModel, LoadOptions};
+use lorta_models::load::{load_llama_any, load_lm_tokenizer, parse_dtype, AutoModel, LoadOptions};
 use lorta_models::tokenizer::TextTokenizer;
 
 use crate::backend::BackendKind;
@@ -13,9 +12,14 @@ use crate::report::write_atomic;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Model folder (config.json + model.safetensors) or a name in the local HF cache.
+    /// Model folder (config.json + model.safetensors) or a name in the local HF cache; or a
+    /// LLaMA `.gguf` file, or a llama2.c `.bin` (texts need `--tokenizer`).
     #[arg(long)]
     pub model: String,
+    /// Tokenizer file for `--text` with a `.gguf`/llama2.c model (llama2.c tokenizer `.bin`,
+    /// tokenizer.json, GGUF); default: the model's own.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Adapter folder: PEFT LoRA/IA3/VeRA, the paper's LoRTA layout, or ours.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
@@ -57,17 +61,31 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn run_on<B: Backend>(args: &Args, device: &B::Device) -> Result<()> {
-    let dir = resolve_model_dir(&args.model)?;
+    let path = crate::commands::generate::model_path(&args.model)?;
     let dtype = parse_dtype(&args.dtype).with_context(|| format!("unknown --dtype `{}` (f32, f16, bf16)", args.dtype))?;
     let opts = LoadOptions::inference().with_adapter(args.adapter.clone()).with_dtype(dtype);
-    let model = AutoModel::<B>::load(&dir, &opts, device)?;
+    let (model, lm_tok) = if path.is_file() {
+        // GGUF / llama2.c: a LLaMA causal LM with its (or the given) tokenizer
+        let lm = load_llama_any::<B>(&path, args.tokenizer.as_deref(), &opts, device)?;
+        (AutoModel::CausalLm(lm.model), lm.tokenizer)
+    } else {
+        let tok = match &args.tokenizer {
+            Some(t) => Some(load_lm_tokenizer(t)?),
+            None => None,
+        };
+        (AutoModel::<B>::load(&path, &opts, device)?, tok)
+    };
     let (seqs, types) = match (args.ids.is_empty(), args.text.is_empty()) {
         (false, true) => (ids_from_args(&args.ids)?, None),
-        (true, false) => {
-            let tok = TextTokenizer::from_dir(&dir, None)?;
-            let enc = args.text.iter().map(|t| tok.encode(t)).collect::<std::result::Result<Vec<_>, _>>()?;
-            (enc.iter().map(|e| e.ids.clone()).collect(), Some(enc.into_iter().map(|e| e.type_ids).collect::<Vec<_>>()))
-        }
+        (true, false) => match &lm_tok {
+            Some(tok) => (args.text.iter().map(|t| tok.encode(t, true)).collect::<std::result::Result<Vec<_>, _>>()?, None),
+            None if path.is_file() => bail!("{}: no tokenizer for --text (a llama2.c checkpoint needs --tokenizer FILE)", path.display()),
+            None => {
+                let tok = TextTokenizer::from_dir(&path, None)?;
+                let enc = args.text.iter().map(|t| tok.encode(t)).collect::<std::result::Result<Vec<_>, _>>()?;
+                (enc.iter().map(|e| e.ids.clone()).collect(), Some(enc.into_iter().map(|e| e.type_ids).collect::<Vec<_>>()))
+            }
+        },
         (false, false) => bail!("give either --ids or --text, not both"),
         (true, true) => bail!("nothing to run: give --ids 1,5,9 (repeatable) or --text \"...\""),
     };
