@@ -290,15 +290,15 @@ impl<B: Backend> EsmFold<B> {
             }
             None => (None, None),
         };
-        let embedding = if c.embed_aa || esm.is_none() { Some(b.param("embedding.weight", [N_TOKENS_EMBED, cs], Init::Normal(1.0), head)?) } else { None };
+        let embedding = if c.embed_aa || esm.is_none() { Some(b.param("embedding.weight", [N_TOKENS_EMBED, cs], Init::Normal(b.init_std), head)?) } else { None };
         let blocks = (0..t.num_blocks).map(|l| TrunkBlock::build(t, l, b, full)).collect::<Result<Vec<_>>>()?;
         let sm = &c.structure_module;
         let trunk = FoldingTrunk {
-            pairwise_positional_embedding: b.param("trunk.pairwise_positional_embedding.embedding.weight", [2 * t.position_bins + 2, cz], Init::Normal(1.0), full)?,
+            pairwise_positional_embedding: b.param("trunk.pairwise_positional_embedding.embedding.weight", [2 * t.position_bins + 2, cz], Init::Normal(b.init_std), full)?,
             blocks,
             recycle_s_norm: b.layer_norm("trunk.recycle_s_norm", cs, TRUNK_LN_EPS, full)?,
             recycle_z_norm: b.layer_norm("trunk.recycle_z_norm", cz, TRUNK_LN_EPS, full)?,
-            recycle_disto: b.param("trunk.recycle_disto.weight", [RECYCLE_BINS, cz], Init::Normal(1.0), full)?,
+            recycle_disto: b.param("trunk.recycle_disto.weight", [RECYCLE_BINS, cz], Init::Normal(b.init_std), full)?,
             structure_module: StructureModule::build(sm, "trunk.structure_module", b, full)?,
             trunk2sm_s: b.linear("trunk.trunk2sm_s", cs, sm.sequence_dim, true, full)?,
             trunk2sm_z: b.linear("trunk.trunk2sm_z", cz, sm.pairwise_dim, true, full)?,
@@ -337,8 +337,10 @@ impl<B: Backend> EsmFold<B> {
     }
 
     /// Random weights (on device). `esm`: a loaded (frozen) ESM stem, or None for the
-    /// embedding-only variant. HF's zero-initialised projections are random here too, except
-    /// where the init matters for a fresh model (identity gates are not reproduced).
+    /// embedding-only variant. As HF's fresh `EsmForProteinFolding` (whose `_init_weights` is
+    /// `EsmPreTrainedModel`'s): every linear and embedding N(0, 0.02²), zero biases, LayerNorms
+    /// at identity, `esm_s_combine` and IPA `head_weights` zero; AlphaFold's zero / gating
+    /// inits are not applied there either.
     pub fn random(config: &EsmFoldConfig, tuning: &Tuning, esm: Option<EsmModel<B>>, dtype: DType, device: &B::Device) -> Result<Self> {
         let mut b = Builder::random(dtype, device);
         let mut c = config.clone();
