@@ -88,7 +88,7 @@ pub fn aatype_of(sequence: &str) -> Vec<u32> {
     let rc = residue_constants();
     sequence
         .chars()
-        .map(|c| rc.restypes_with_x.iter().take(20).position(|t| t.chars().next() == Some(c.to_ascii_uppercase())).unwrap_or(20) as u32)
+        .map(|c| rc.restypes_with_x.iter().take(20).position(|t| t.starts_with(c.to_ascii_uppercase())).unwrap_or(20) as u32)
         .collect()
 }
 
