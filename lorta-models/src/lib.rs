@@ -6,17 +6,25 @@
 //!   sites, prefix tuning, Houlsby adapters, full fine-tuning, the head incl. "LoRTA+LoRA");
 //! - [`load`]: load options and [`load::AutoModel`] (architecture from `config.json`);
 //! - [`merge`]: adapter merging into an HF-layout checkpoint;
-//! - [`hub`], [`weights`], [`tokenizer`]: folders, safetensors, tokenisation.
+//! - [`hub`], [`weights`], [`tokenizer`]: folders, safetensors, tokenisation;
+//! - [`gguf`] (+ [`ggml_quants`]) and [`llama2c`]: LLaMA models from GGUF and llama2.c files,
+//!   [`lm_tokenizer`] (+ [`score_bpe`]): their tokenizers and chat templates behind one trait;
+//!   [`load::load_llama_any`] picks the format.
 //!
 //! Linear weights are kept in PyTorch's `[out, in]` layout ([`nn::HfLinear`]).
 pub mod bert;
 pub mod error;
+pub mod ggml_quants;
+pub mod gguf;
 pub mod hub;
 pub mod json;
 pub mod llama;
+pub mod llama2c;
+pub mod lm_tokenizer;
 pub mod load;
 pub mod merge;
 pub mod nn;
+pub mod score_bpe;
 pub mod tokenizer;
 pub mod tuning;
 pub mod weights;

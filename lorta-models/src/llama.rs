@@ -262,6 +262,32 @@ fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>)
     x * cos + rot * sin
 }
 
+/// Reorders the rows of a Q or K projection `[heads·dh, cols]` from the interleaved RoPE layout
+/// (Meta's original LLaMA code, llama2.c's `run.c`, GGUF as llama.cpp's converter writes it) to
+/// the rotate-half layout this implementation (and HF) uses.
+///
+/// Why: interleaved RoPE rotates the pairs (2j, 2j+1) of each head by angle pos·θ^(-2j/dh);
+/// rotate-half rotates the pairs (j, j+dh/2) by the same angle. Moving row 2j of each head to j
+/// and row 2j+1 to j+dh/2 turns one into the other; the same permutation on Q and K leaves every
+/// q·k score, hence the model, unchanged (V and O are untouched). This is HF's `permute` in
+/// `convert_llama_weights_to_hf.py`; llama.cpp's converter applies its inverse.
+pub fn interleaved_to_rotate_half_rows(w: &[f32], heads: usize, cols: usize) -> Vec<f32> {
+    let rows = w.len() / cols.max(1);
+    let dh = rows / heads.max(1);
+    let half = dh / 2;
+    let mut out = vec![0.0; w.len()];
+    for h in 0..heads {
+        for j in 0..half {
+            for (k, dst_row) in [(0, j), (1, j + half)] {
+                let src = (h * dh + 2 * j + k) * cols;
+                let dst = (h * dh + dst_row) * cols;
+                out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
+            }
+        }
+    }
+    out
+}
+
 /// `[b, kvh, t, dh] → [b, kvh·n, t, dh]`, query head `j` using kv head `j / n` (HF's repeat_kv).
 fn repeat_kv<B: Backend>(x: Tensor<B, 4>, n: usize) -> Tensor<B, 4> {
     if n == 1 {
@@ -447,9 +473,15 @@ impl<B: Backend> LlamaForCausalLM<B> {
         if bare {
             w.set_strip("model.");
         }
+        Self::from_weights(&config, w, opts, device)
+    }
+
+    /// Builds the model from checkpoint tensors under HF names (safetensors, or a GGUF /
+    /// llama2.c [`TensorSource`](crate::weights::TensorSource)): every tensor must be used.
+    pub fn from_weights(config: &LlamaConfig, mut w: Weights, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
         let mut model = {
             let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
-            Self::build(&config, &opts.tuning, &mut b)?
+            Self::build(config, &opts.tuning, &mut b)?
         };
         w.ignore(|k| k.ends_with("rotary_emb.inv_freq"));
         w.finish("LlamaForCausalLM")?;

@@ -1,5 +1,7 @@
 //! Loading by architecture: [`LoadOptions`], [`Architecture`] detection from `config.json`, and
-//! [`AutoModel`], the dispatch the CLI (`forward`, `generate`) and the parity tests share.
+//! [`AutoModel`], the dispatch the CLI (`forward`, `generate`) and the parity tests share;
+//! [`load_llama_any`]: a LLaMA causal LM with its tokenizer from an HF folder, a GGUF file or a
+//! llama2.c checkpoint.
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{backend::Backend, DType, FloatDType, Tensor};
@@ -65,6 +67,118 @@ pub fn load_bert_classifier<B: Backend>(dir: &Path, opts: &LoadOptions, device: 
 }
 pub fn load_llama<B: Backend>(dir: &Path, opts: &LoadOptions, device: &B::Device) -> Result<LlamaForCausalLM<B>> {
     LlamaForCausalLM::load(dir, opts, device)
+}
+
+/// The file formats [`load_llama_any`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LmFormat {
+    /// A Hugging Face checkpoint folder.
+    HfDir,
+    /// A `.gguf` file (LLaMA architecture).
+    Gguf,
+    /// A llama2.c `.bin` checkpoint (v0 layout).
+    Llama2c,
+}
+
+impl LmFormat {
+    /// A folder is HF, a file starting with the GGUF magic is GGUF, any other file llama2.c.
+    pub fn detect(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            Ok(LmFormat::HfDir)
+        } else if path.is_file() {
+            Ok(if crate::gguf::is_gguf(path) { LmFormat::Gguf } else { LmFormat::Llama2c })
+        } else {
+            Err(ModelError::file(path, "no such model file or folder (expected an HF folder, a .gguf file or a llama2.c .bin)"))
+        }
+    }
+}
+
+/// A causal LM and its tokenizer (None: an HF folder without tokenizer.json, or a llama2.c
+/// checkpoint without `--tokenizer`).
+#[derive(Debug)]
+pub struct LoadedLm<B: Backend> {
+    pub model: LlamaForCausalLM<B>,
+    pub tokenizer: Option<Box<dyn crate::lm_tokenizer::LmTokenizer>>,
+    pub format: LmFormat,
+}
+
+impl<B: Backend> LoadedLm<B> {
+    /// The tokenizer, or an error saying how to get one.
+    pub fn tokenizer(&self) -> Result<&dyn crate::lm_tokenizer::LmTokenizer> {
+        self.tokenizer.as_deref().ok_or_else(|| {
+            ModelError::input(match self.format {
+                LmFormat::Llama2c => "a llama2.c checkpoint needs its tokenizer file (--tokenizer tok512.bin)",
+                _ => "the model has no tokenizer (no tokenizer.json in the folder); pass a tokenizer file",
+            })
+        })
+    }
+
+    /// Stop ids for generation: the tokenizer's EOS ids, else the config's.
+    pub fn stop_ids(&self) -> Vec<u32> {
+        let mut ids = self.model.config.eos_token_ids.clone();
+        if let Some(t) = &self.tokenizer {
+            for e in t.eos_ids() {
+                if !ids.contains(&e) {
+                    ids.push(e);
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// A tokenizer file given next to the model: a llama2.c tokenizer `.bin`, a `tokenizer.json`, a
+/// GGUF file (its tokenizer metadata) or an HF folder.
+pub fn load_lm_tokenizer(path: &Path) -> Result<Box<dyn crate::lm_tokenizer::LmTokenizer>> {
+    use crate::lm_tokenizer::{HfLmTokenizer, SpmLmTokenizer};
+    if path.is_dir() {
+        return Ok(Box::new(HfLmTokenizer::from_dir(path)?));
+    }
+    if crate::gguf::is_gguf(path) {
+        return crate::gguf::GgufFile::open(path)?.tokenizer();
+    }
+    if path.extension().is_some_and(|e| e == "json") {
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| ModelError::file(path, format!("tokenizer: {e}")))?;
+        return Ok(Box::new(HfLmTokenizer { inner, bos: None, eos: vec![], pad: None, template: None, origin: path.to_path_buf() }));
+    }
+    Ok(Box::new(SpmLmTokenizer::from_llama2c_file(path)?))
+}
+
+/// A LLaMA causal LM from an HF folder, a GGUF file or a llama2.c checkpoint (format from
+/// [`LmFormat::detect`]), with `opts` (tuning, adapter, dtype) applied the same way for all.
+/// The tokenizer comes from `tokenizer` when given, else from the model (folder / GGUF
+/// metadata); llama2.c checkpoints carry none.
+pub fn load_llama_any<B: Backend>(path: &Path, tokenizer: Option<&Path>, opts: &LoadOptions, device: &B::Device) -> Result<LoadedLm<B>> {
+    let format = LmFormat::detect(path)?;
+    let (model, own_tok): (LlamaForCausalLM<B>, Option<Box<dyn crate::lm_tokenizer::LmTokenizer>>) = match format {
+        LmFormat::HfDir => {
+            let tok = if tokenizer.is_none() && path.join("tokenizer.json").is_file() {
+                Some(Box::new(crate::lm_tokenizer::HfLmTokenizer::from_dir(path)?) as Box<dyn crate::lm_tokenizer::LmTokenizer>)
+            } else {
+                None
+            };
+            (LlamaForCausalLM::load(path, opts, device)?, tok)
+        }
+        LmFormat::Gguf => {
+            let file = crate::gguf::GgufFile::open(path)?;
+            let tok = if tokenizer.is_none() && file.get("tokenizer.ggml.model").is_some() { Some(file.tokenizer()?) } else { None };
+            (file.load_model(opts, device)?, tok)
+        }
+        LmFormat::Llama2c => (crate::llama2c::load_llama2c(path, opts, device)?, None),
+    };
+    let tokenizer = match tokenizer {
+        Some(t) => Some(load_lm_tokenizer(t)?),
+        None => own_tok,
+    };
+    if let Some(t) = &tokenizer {
+        if t.vocab_size() > model.config.vocab_size {
+            return Err(ModelError::file(
+                t.source(),
+                format!("tokenizer has {} tokens, more than the model's vocab_size {} ({})", t.vocab_size(), model.config.vocab_size, path.display()),
+            ));
+        }
+    }
+    Ok(LoadedLm { model, tokenizer, format })
 }
 
 /// What `config.json` describes.

@@ -12,14 +12,31 @@ use crate::error::{ModelError, Result};
 
 #[derive(Clone, Debug)]
 struct Entry {
+    /// Index into `files`, or [`FROM_SOURCE`].
     file: usize,
     dtype: Dtype,
     shape: Vec<usize>,
 }
 
+/// `Entry::file` of tensors served by a [`TensorSource`].
+const FROM_SOURCE: usize = usize::MAX;
+
+/// Tensors of a non-safetensors checkpoint (GGUF, llama2.c), converted to f32 on demand, under
+/// Hugging Face names and in Hugging Face layout. Lets those formats reuse the safetensors
+/// loaders' [`Builder`](crate::nn::Builder) path unchanged (same modules, same adapter sites).
+pub trait TensorSource {
+    /// The file, for messages.
+    fn path(&self) -> &Path;
+    /// HF names and shapes of every tensor.
+    fn tensors(&self) -> Vec<(String, Vec<usize>)>;
+    /// Values of one tensor (row-major in the shape from [`tensors`](Self::tensors)).
+    fn read_f32(&self, name: &str) -> Result<Vec<f32>>;
+}
+
 /// All tensors of a checkpoint. Keys are stored as in the files.
 pub struct Weights {
     files: Vec<(PathBuf, Mmap)>,
+    source: Option<Box<dyn TensorSource>>,
     index: BTreeMap<String, Entry>,
     taken: Vec<String>,
     prefix: String,
@@ -83,11 +100,24 @@ impl Weights {
             }
             files.push((path.clone(), mmap));
         }
-        Ok(Weights { files, index, taken: Vec::new(), prefix: String::new(), strip: String::new() })
+        Ok(Weights { files, index, source: None, taken: Vec::new(), prefix: String::new(), strip: String::new() })
+    }
+
+    /// Weights served by a [`TensorSource`] (GGUF, llama2.c).
+    pub fn from_source(source: Box<dyn TensorSource>) -> Self {
+        let index = source
+            .tensors()
+            .into_iter()
+            .map(|(name, shape)| (name, Entry { file: FROM_SOURCE, dtype: Dtype::F32, shape }))
+            .collect();
+        Weights { files: Vec::new(), index, source: Some(source), taken: Vec::new(), prefix: String::new(), strip: String::new() }
     }
 
     /// The file (or files) for messages.
     pub fn display(&self) -> String {
+        if let Some(s) = &self.source {
+            return s.path().display().to_string();
+        }
         match self.files.as_slice() {
             [(p, _)] => p.display().to_string(),
             many => {
@@ -161,6 +191,9 @@ impl Weights {
             .index
             .get(key)
             .ok_or_else(|| ModelError::MissingTensor { file: self.display(), key: key.to_string() })?;
+        if e.file == FROM_SOURCE {
+            return Err(ModelError::file(self.display(), format!("tensor `{key}` is not stored as safetensors bytes")));
+        }
         let (path, mmap) = &self.files[e.file];
         let st = SafeTensors::deserialize(mmap).map_err(|err| ModelError::file(path, format!("{err}")))?;
         let view = st.tensor(key).map_err(|err| ModelError::file(path, format!("tensor `{key}`: {err}")))?;
@@ -169,8 +202,8 @@ impl Weights {
 
     fn file_of(&self, key: &str) -> String {
         match self.index.get(key) {
-            Some(e) => self.files[e.file].0.display().to_string(),
-            None => self.display(),
+            Some(e) if e.file != FROM_SOURCE => self.files[e.file].0.display().to_string(),
+            _ => self.display(),
         }
     }
 
@@ -181,13 +214,27 @@ impl Weights {
             key: format!("{}{}", self.prefix, name),
         })?;
         let file = self.file_of(&key);
-        let (dtype, found, bytes) = self.raw(&key)?;
-        if found.as_slice() != shape {
-            return Err(ModelError::Shape { file, key, expected: shape.to_vec(), found });
-        }
-        let values = bytes_to_f32(bytes, dtype).ok_or_else(|| {
-            ModelError::file(&file, format!("tensor `{key}` has dtype {dtype:?}; expected F32, F16, BF16 or F64"))
-        })?;
+        let values = match (&self.source, self.index.get(&key)) {
+            (Some(source), Some(e)) if e.file == FROM_SOURCE => {
+                if e.shape.as_slice() != shape {
+                    return Err(ModelError::Shape { file, key, expected: shape.to_vec(), found: e.shape.clone() });
+                }
+                let v = source.read_f32(&key)?;
+                if v.len() != shape.iter().product::<usize>() {
+                    return Err(ModelError::file(&file, format!("tensor `{key}`: {} values for shape {shape:?}", v.len())));
+                }
+                v
+            }
+            _ => {
+                let (dtype, found, bytes) = self.raw(&key)?;
+                if found.as_slice() != shape {
+                    return Err(ModelError::Shape { file, key, expected: shape.to_vec(), found });
+                }
+                bytes_to_f32(bytes, dtype).ok_or_else(|| {
+                    ModelError::file(&file, format!("tensor `{key}` has dtype {dtype:?}; expected F32, F16, BF16 or F64"))
+                })?
+            }
+        };
         self.index.remove(&key);
         self.taken.push(key);
         Ok(TensorData::new(values, Shape::from(shape.to_vec())))

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::lm::chat::{render_chat, ChatMessage};
+use crate::lm::chat::{assistant, render_chat, ChatMessage};
 use crate::lm::{LmTokenizer, Sequence};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,11 +84,13 @@ pub fn render(ex: &Instruction, style: PromptStyle, tok: &LmTokenizer) -> Result
     match style {
         PromptStyle::Alpaca => Ok((alpaca_prompt(&ex.instruction, &ex.input), ex.output.clone())),
         PromptStyle::Chat => {
-            let template = tok.chat_template.as_deref().ok_or_else(|| anyhow!("{}: the tokenizer has no chat template; use --prompt-style alpaca", tok.source))?;
+            if !tok.has_chat_template() {
+                bail!("{}: the tokenizer has no chat template; use --prompt-style alpaca", tok.source);
+            }
             let mut msgs = vec![ChatMessage::user(user_message(ex))];
-            let prompt = render_chat(template, &msgs, true, tok)?;
-            msgs.push(ChatMessage::assistant(ex.output.clone()));
-            let full = render_chat(template, &msgs, false, tok)?;
+            let prompt = render_chat(&msgs, true, tok)?;
+            msgs.push(assistant(ex.output.clone()));
+            let full = render_chat(&msgs, false, tok)?;
             let response = full.strip_prefix(&prompt).ok_or_else(|| anyhow!("the chat template renders the conversation with the answer differently from the prompt alone; cannot split prompt and response"))?;
             Ok((prompt, response.to_string()))
         }

@@ -2,3 +2,4 @@
 //! MT-bench answer export (FastChat format; judging is external).
 pub mod data;
 pub mod mtbench;
+pub mod task;

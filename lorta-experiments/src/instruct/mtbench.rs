@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 use lorta_models::llama::{GenerationConfig, LlamaForCausalLM};
 use serde::{Deserialize, Serialize};
 
-use crate::lm::chat::{render_chat, ChatMessage};
+use crate::lm::chat::{assistant, render_chat, ChatMessage};
 use crate::lm::LmTokenizer;
 use crate::report::write_atomic;
 
@@ -108,9 +108,9 @@ pub struct MtBenchConfig {
 
 /// Token ids that end an assistant turn: EOS and the usual end-of-turn tokens the vocabulary has.
 pub fn turn_stop_ids(tok: &LmTokenizer) -> Vec<u32> {
-    let mut out: Vec<u32> = tok.eos_id.into_iter().collect();
+    let mut out: Vec<u32> = tok.eos_ids.clone();
     for t in ["<|im_end|>", "<|eot_id|>", "<|end|>", "</s>", "<end_of_turn>"] {
-        if let Some(i) = tok.inner().token_to_id(t) {
+        if let Some(i) = tok.token_to_id(t) {
             if !out.contains(&i) {
                 out.push(i);
             }
@@ -122,7 +122,9 @@ pub fn turn_stop_ids(tok: &LmTokenizer) -> Vec<u32> {
 /// Generates the answers of every question not yet in `out_file`, rewriting the file after each
 /// question (atomically), so an interrupted export resumes where it stopped.
 pub fn export_answers<B: Backend>(model: &LlamaForCausalLM<B>, tok: &LmTokenizer, questions: &[Question], cfg: &MtBenchConfig, out_file: &Path, quiet: bool) -> Result<usize> {
-    let template = tok.chat_template.as_deref().ok_or_else(|| anyhow!("{}: the tokenizer has no chat template, which MT-bench answers need", tok.source))?;
+    if !tok.has_chat_template() {
+        return Err(anyhow!("{}: the tokenizer has no chat template, which MT-bench answers need", tok.source));
+    }
     let mut answers = read_answers(out_file)?;
     let done: BTreeSet<u64> = answers.iter().map(|a| a.question_id).collect();
     let todo: Vec<&Question> = questions.iter().take(cfg.limit.unwrap_or(usize::MAX)).filter(|q| !done.contains(&q.question_id)).collect();
@@ -134,7 +136,7 @@ pub fn export_answers<B: Backend>(model: &LlamaForCausalLM<B>, tok: &LmTokenizer
         let mut turns = Vec::new();
         for (ti, turn) in q.turns.iter().enumerate() {
             messages.push(ChatMessage::user(turn.clone()));
-            let prompt = render_chat(template, &messages, true, tok)?;
+            let prompt = render_chat(&messages, true, tok)?;
             // the template writes any BOS itself
             let ids = tok.encode(&prompt, false)?;
             let gen = GenerationConfig {
@@ -146,7 +148,7 @@ pub fn export_answers<B: Backend>(model: &LlamaForCausalLM<B>, tok: &LmTokenizer
             };
             let out = model.generate(&ids, &gen)?;
             let text = tok.decode(&out[ids.len()..])?.trim().to_string();
-            messages.push(ChatMessage::assistant(text.clone()));
+            messages.push(assistant(text.clone()));
             turns.push(text);
         }
         answers.push(Answer {

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod load;
 pub mod method;
+pub mod run_report;
 pub mod score;
 pub mod tokenize;
 

@@ -6,8 +6,10 @@
 //! merges across the boundary do not shift anything.
 use std::path::Path;
 
+use std::sync::Arc;
+
 use anyhow::{anyhow, Context, Result};
-use tokenizers::Tokenizer;
+use lorta_models::lm_tokenizer::{ChatMessage, HfLmTokenizer, LmTokenizer as DynTokenizer};
 
 /// Token ids of one training/scoring sequence.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -33,14 +35,16 @@ impl Sequence {
     }
 }
 
+/// A causal LM's tokenizer (any format lorta-models reads: HF `tokenizer.json`, GGUF metadata,
+/// llama2.c / SentencePiece) with the special ids the LLM families need.
 #[derive(Clone)]
 pub struct LmTokenizer {
-    inner: Tokenizer,
+    inner: Arc<dyn DynTokenizer>,
     pub eos_id: Option<u32>,
+    /// Every end-of-sequence id (generation stops at any).
+    pub eos_ids: Vec<u32>,
     pub bos_id: Option<u32>,
     pub pad_id: u32,
-    /// Jinja chat template (tokenizer_config.json `chat_template`), when the model has one.
-    pub chat_template: Option<String>,
     pub source: String,
 }
 
@@ -50,51 +54,37 @@ impl std::fmt::Debug for LmTokenizer {
     }
 }
 
-fn special_token(cfg: Option<&serde_json::Value>, key: &str) -> Option<String> {
-    match cfg?.get(key)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(str::to_string),
-        _ => None,
-    }
-}
-
 impl LmTokenizer {
-    /// From a tokenizers `Tokenizer` and the special tokens' ids.
-    pub fn new(inner: Tokenizer, eos_id: Option<u32>, bos_id: Option<u32>, pad_id: Option<u32>, chat_template: Option<String>, source: String) -> Self {
-        let pad_id = pad_id.or(eos_id).unwrap_or(0);
-        LmTokenizer { inner, eos_id, bos_id, pad_id, chat_template, source }
+    pub fn new(inner: Box<dyn DynTokenizer>) -> Self {
+        let eos_ids = inner.eos_ids();
+        let eos_id = eos_ids.first().copied();
+        let bos_id = inner.bos_id();
+        let pad_id = inner.pad_id().or(eos_id).unwrap_or(0);
+        let source = inner.source().display().to_string();
+        LmTokenizer { inner: Arc::from(inner), eos_id, eos_ids, bos_id, pad_id, source }
     }
 
-    /// `tokenizer.json` of a Hugging Face model folder, special tokens from
-    /// `tokenizer_config.json` (else `config.json`'s ids).
+    /// The tokenizer of a Hugging Face model folder (`tokenizer.json`, tokenizer_config.json).
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let path = dir.join("tokenizer.json");
-        let mut inner = Tokenizer::from_file(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        inner.with_padding(None);
-        inner.with_truncation(None).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let read = |name: &str| -> Option<serde_json::Value> { std::fs::read_to_string(dir.join(name)).ok().and_then(|t| serde_json::from_str(&t).ok()) };
-        let tcfg = read("tokenizer_config.json");
-        let cfg = read("config.json");
-        let id_of = |key: &str, cfg_key: &str| -> Option<u32> {
-            special_token(tcfg.as_ref(), key).and_then(|t| inner.token_to_id(&t)).or_else(|| {
-                cfg.as_ref().and_then(|c| c.get(cfg_key)).and_then(|v| v.as_u64().or_else(|| v.as_array().and_then(|a| a.first()).and_then(|x| x.as_u64()))).map(|x| x as u32)
-            })
-        };
-        let eos = id_of("eos_token", "eos_token_id");
-        let bos = id_of("bos_token", "bos_token_id");
-        let pad = id_of("pad_token", "pad_token_id");
-        let chat_template = tcfg.as_ref().and_then(|t| t.get("chat_template")).and_then(|v| v.as_str()).map(str::to_string);
-        Ok(Self::new(inner, eos, bos, pad, chat_template, path.display().to_string()))
+        Ok(Self::new(Box::new(HfLmTokenizer::from_dir(dir)?)))
     }
 
-    pub fn inner(&self) -> &Tokenizer {
-        &self.inner
+    /// The chat template's rendering of `messages` (HF `apply_chat_template(tokenize=False)`).
+    pub fn apply_chat(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        Ok(self.inner.apply_chat_template(messages, add_generation_prompt)?)
+    }
+
+    pub fn has_chat_template(&self) -> bool {
+        self.inner.chat_template().is_some()
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
     }
 
     /// Ids of `text`, with the tokenizer's special tokens (BOS for LLaMA-2) when `special`.
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<u32>> {
-        let e = self.inner.encode(text, special).map_err(|e| anyhow!("{}: encoding {:?}: {e}", self.source, truncate(text)))?;
-        Ok(e.get_ids().to_vec())
+        self.inner.encode(text, special).map_err(|e| anyhow!("{}: encoding {:?}: {e}", self.source, truncate(text)))
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
@@ -185,10 +175,10 @@ impl LmTokenizer {
 
     /// Ids whose text contains a newline (generation of SQuAD/DROP answers stops at one), plus EOS.
     pub fn newline_stop_ids(&self) -> Vec<u32> {
-        let mut out: Vec<u32> = (0..self.inner.get_vocab_size(true) as u32)
+        let mut out: Vec<u32> = (0..self.inner.vocab_size() as u32)
             .filter(|&i| self.inner.decode(&[i], false).map(|t| t.contains('\n')).unwrap_or(false))
             .collect();
-        out.extend(self.eos_id);
+        out.extend(self.eos_ids.iter().copied().filter(|e| !out.contains(e)).collect::<Vec<_>>());
         out
     }
 }
@@ -214,7 +204,7 @@ mod tests {
     fn sequences_match_the_reference_tokenization() {
         let tok = tiny();
         assert_eq!((tok.bos_id, tok.eos_id, tok.pad_id), (Some(1), Some(2), 0));
-        assert!(tok.chat_template.as_deref().unwrap().contains("im_start"));
+        assert!(tok.has_chat_template());
         let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm/tiny-llama/reference.json")).unwrap()).unwrap();
         let ids = |v: &serde_json::Value| -> Vec<u32> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect() };
         let copa = &r["copa"][0];

@@ -7,6 +7,8 @@
 pub mod data;
 pub mod metrics;
 pub mod prompts;
+pub mod table;
+pub mod task;
 
 use std::fmt;
 use std::str::FromStr;
