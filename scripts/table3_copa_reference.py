@@ -152,7 +152,7 @@ def main():
         "median_ms": 1000 * statistics.median(timed),
         "mean_ms": 1000 * statistics.fmean(timed),
         "first_step_ms": 1000 * times[0],
-        "last_loss": float(loss),
+        "last_loss": float(loss.detach()),
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if a.device.startswith("cuda") else None,
     }
     if a.eval:
