@@ -63,7 +63,7 @@ import glob, json, os, statistics, sys
 out = sys.argv[1]
 def lines(p):
     try:
-        return [json.loads(l) for l in open(p) if l.startswith("{")]
+        return [json.loads(l) for l in open(p) if l.startswith('{"')]
     except FileNotFoundError:
         return []
 def med(run):
