@@ -149,10 +149,10 @@ def main():
         "method": f"{a.method} r{a.rank}" if a.method == "lora" else "full",
         "trainable_params": n_trainable,
         "steps_timed": len(timed),
-        "median_ms": 1000 * statistics.median(timed),
-        "mean_ms": 1000 * statistics.fmean(timed),
-        "first_step_ms": 1000 * times[0],
-        "last_loss": float(loss.detach()),
+        "median_ms": 1000 * statistics.median(timed) if timed else None,
+        "mean_ms": 1000 * statistics.fmean(timed) if timed else None,
+        "first_step_ms": 1000 * times[0] if times else None,
+        "last_loss": float(loss.detach()) if times else None,
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if a.device.startswith("cuda") else None,
     }
     if a.eval:
