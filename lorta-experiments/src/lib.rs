@@ -3,7 +3,11 @@
 pub mod backend;
 pub mod commands;
 pub mod glue;
+pub mod lm;
 pub mod profile;
+pub mod instruct;
+pub mod preference;
 pub mod report;
+pub mod superglue;
 pub mod train;
 pub mod tables;

@@ -27,6 +27,14 @@ enum Command {
     Table1(commands::table::Args),
     /// The paper's Table 2 (GLUE, LoTR setting, params excl. classifier): --preset paper|quick|smoke.
     Table2(commands::table::Args),
+    /// The paper's Table 3 (LLaMA on COPA, ReCoRD, SQuAD, DROP, MeZO setting): --preset paper|quick|smoke.
+    Table3(commands::table3::Args),
+    /// Instruction tuning on Alpaca-format data (response-only loss), optionally MT-bench answers after.
+    Sft(commands::sft::Args),
+    /// MT-bench answers in FastChat's format (two turns, chat template); judging is external.
+    Mtbench(commands::mtbench::Args),
+    /// Direct preference optimisation (HH-RLHF / Orca-DPO pairs; reference = adapter switched off).
+    Dpo(commands::dpo::Args),
     /// Download data: `fetch glue --tasks rte,mrpc`.
     Fetch(commands::fetch::Args),
 }
@@ -42,6 +50,10 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => commands::train::run(a),
         Command::Table1(a) => commands::table::run("table1", a),
         Command::Table2(a) => commands::table::run("table2", a),
+        Command::Table3(a) => commands::table3::run(a),
+        Command::Sft(a) => commands::sft::run(a),
+        Command::Mtbench(a) => commands::mtbench::run(a),
+        Command::Dpo(a) => commands::dpo::run(a),
         Command::Fetch(a) => commands::fetch::run(a),
     }
 }

@@ -612,6 +612,24 @@ impl<B: Backend> LlamaForCausalLM<B> {
         Ok(out)
     }
 
+    /// The base model: the same weights with the adapter set, prefixes and Houlsby adapters
+    /// switched off (DPO's reference policy, PEFT's `disable_adapter()`). Tensors are shared,
+    /// not copied. Under full fine-tuning the weights themselves are trained, so there is no
+    /// base model left to switch back to: `None`.
+    pub fn without_tuning(&self) -> Option<Self> {
+        if self.tuning.full {
+            return None;
+        }
+        let mut base = self.clone();
+        base.adapters = None;
+        for l in base.model.layers.iter_mut() {
+            l.prefix = None;
+            l.houlsby_attention = None;
+            l.houlsby_ffn = None;
+        }
+        Some(base)
+    }
+
     /// Trainable parameters: adapter + prefixes + Houlsby adapters (everything under full FT).
     pub fn trainable_params(&self) -> usize {
         if self.tuning.full {

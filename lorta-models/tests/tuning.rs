@@ -185,3 +185,53 @@ fn llama_adapter_and_prefix_training_state_and_cached_generation() {
     let cfg = GenerationConfig { max_new_tokens: 8, temperature: 1.0, top_p: 0.9, seed: 7, stop_tokens: vec![999] };
     assert_eq!(m.generate(&[1, 2], &cfg).unwrap(), m.generate(&[1, 2], &cfg).unwrap());
 }
+
+/// `without_tuning` (DPO's reference policy): the adapted model with LoRA (non-zero B), prefixes
+/// and Houlsby adapters switched off computes exactly what the untuned model with the same base
+/// weights computes, shares the base tensors, and refuses under full fine-tuning.
+#[test]
+fn llama_without_tuning_is_the_base_model() {
+    type Nd = burn_ndarray::NdArray<f32>;
+    let dev = Default::default();
+    let c = tiny_llama();
+    let t = Tuning {
+        adapter: Some(AdapterConfig::Lora(LoraConfig::new(2, vec![MatrixKind::Query, MatrixKind::Value]))),
+        prefix_len: Some(2),
+        houlsby: Some(3),
+        seed: 5,
+        ..Tuning::frozen()
+    };
+    let tuned = LlamaForCausalLM::<Nd>::random(&c, &t, DType::F32, &dev).unwrap();
+    // make the LoRA update non-zero so that "off" is observable
+    let tuned = tuned.map(&mut Bump);
+    let base = tuned.without_tuning().unwrap();
+    assert!(base.adapters.is_none() && base.model.layers.iter().all(|l| l.prefix.is_none() && l.houlsby_ffn.is_none()));
+    assert_eq!(base.trainable_params(), 0);
+    let mut plain = tuned.clone();
+    plain.adapters = None;
+    for l in plain.model.layers.iter_mut() {
+        l.prefix = None;
+        l.houlsby_attention = None;
+        l.houlsby_ffn = None;
+    }
+    let ids = || int_batch::<Nd>(&[vec![1, 5, 9, 3]], &dev).unwrap();
+    let a = base.forward(ids(), None);
+    let b = plain.forward(ids(), None);
+    a.clone().into_data().assert_approx_eq::<f32>(&b.into_data(), burn::tensor::Tolerance::absolute(0.0));
+    let diff = (tuned.forward(ids(), None) - a).abs().max().into_scalar();
+    assert!(diff > 1e-4, "the adapted model must differ from its base ({diff})");
+    // the original keeps its adapter
+    assert!(tuned.adapters.is_some());
+    let full = LlamaForCausalLM::<Nd>::random(&c, &Tuning { full: true, ..Tuning::frozen() }, DType::F32, &dev).unwrap();
+    assert!(full.without_tuning().is_none());
+}
+
+/// Adds 0.05 to every parameter of the adapters (LoRA's B starts at zero).
+struct Bump;
+impl<B: burn::tensor::backend::Backend> burn::module::ModuleMapper<B> for Bump {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, t, mapper) = param.consume();
+        let t = if t.is_require_grad() || t.dims().iter().product::<usize>() < 64 { t.add_scalar(0.05) } else { t };
+        Param::from_mapped_value(id, t, mapper)
+    }
+}

@@ -7,3 +7,8 @@ pub mod generate;
 pub mod train;
 pub mod table;
 pub mod fetch;
+pub mod llm_common;
+pub mod table3;
+pub mod sft;
+pub mod mtbench;
+pub mod dpo;

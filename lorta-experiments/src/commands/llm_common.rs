@@ -1,0 +1,114 @@
+//! Flags shared by `sft` and `dpo`: the model, the method, the optimisation settings.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use lorta_models::llama::LlamaForCausalLM;
+
+use crate::lm::method::LlmMethod;
+use crate::train::FitConfig;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct MethodArgs {
+    /// full, houlsby, prefix, or an adapter method (lora, lorta, ia3, vera, loretta-rep, ...).
+    #[arg(long, default_value = "lorta")]
+    pub method: String,
+    /// Adapter rank (Houlsby bottleneck width, prefix length).
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// α (update scaled by α/r).
+    #[arg(long, default_value_t = 16.0)]
+    pub alpha: f64,
+    /// Adapted matrices, comma list of q,k,v,o.
+    #[arg(long, default_value = "q,k,v,o", value_delimiter = ',')]
+    pub targets: Vec<String>,
+}
+
+impl MethodArgs {
+    pub fn method(&self) -> LlmMethod {
+        let has_alpha = !matches!(self.method.as_str(), "full" | "ft" | "houlsby" | "adapter" | "prefix" | "ia3");
+        LlmMethod {
+            name: format!("{} r{}", self.method, self.rank),
+            method: self.method.clone(),
+            rank: self.rank,
+            alpha: has_alpha.then_some(self.alpha),
+            targets: self.targets.clone(),
+            lr: None,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct OptimArgs {
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Stop after this many optimizer steps (overrides --epochs for the schedule).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Warm-up as a fraction of the steps (overrides --warmup-steps).
+    #[arg(long)]
+    pub warmup_ratio: Option<f64>,
+    #[arg(long)]
+    pub warmup_steps: Option<usize>,
+    /// Global gradient-norm clipping; 0 disables.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long, default_value_t = 8)]
+    pub eval_batch_size: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Evaluate every N optimizer steps (default: every epoch).
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Also checkpoint every N steps.
+    #[arg(long)]
+    pub save_every: Option<usize>,
+    /// Wait for the device after every step and record step times (run.json: step_ms, median).
+    #[arg(long)]
+    pub time_steps: bool,
+}
+
+impl OptimArgs {
+    /// The fit settings; `warmup_steps` becomes a ratio of `total_steps`.
+    pub fn fit(&self, label: &str, lr: f64, weight_decay: f64, total_steps: usize) -> FitConfig {
+        let warmup_ratio = match (self.warmup_ratio, self.warmup_steps) {
+            (Some(r), _) => r,
+            (None, Some(s)) => (s as f64 / total_steps.max(1) as f64).min(1.0),
+            (None, None) => 0.0,
+        };
+        FitConfig {
+            label: label.to_string(),
+            epochs: self.epochs,
+            max_steps: self.max_steps,
+            lr,
+            head_lr: lr,
+            weight_decay,
+            warmup_ratio,
+            max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
+            seed: self.seed,
+            eval_every: self.eval_every,
+        }
+    }
+}
+
+/// Saves the trained adapter (PEFT / LoRTA folder layout) when the method has one.
+pub fn save_adapter<B: Backend>(model: &LlamaForCausalLM<B>, dir: &Path, base: &str) -> Result<Option<PathBuf>> {
+    match &model.adapters {
+        Some(a) => {
+            let out = dir.join("adapter");
+            lorta_core::io::save_adapter(a, &out, &model.naming(), Some(base)).with_context(|| format!("saving the adapter to {}", out.display()))?;
+            Ok(Some(out))
+        }
+        None => {
+            let _ = model.num_params();
+            Ok(None)
+        }
+    }
+}
