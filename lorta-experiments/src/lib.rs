@@ -4,6 +4,7 @@ pub mod backend;
 pub mod commands;
 pub mod glue;
 pub mod profile;
+pub mod protein;
 pub mod report;
 pub mod train;
 pub mod tables;

@@ -1,0 +1,11 @@
+//! Protein folding: PDB/mmCIF reading, chains with gap and atom masks, distogram targets, the
+//! contact / distogram / lDDT metrics, and the folding experiment.
+pub mod chain;
+pub mod dataset;
+pub mod distogram;
+pub mod metrics;
+pub mod residues;
+pub mod structure;
+
+pub use chain::ProteinChain;
+pub use dataset::{load_split, LoadOptions, LoadReport, OnBadChain};
