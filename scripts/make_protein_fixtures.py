@@ -15,7 +15,9 @@ Writes under lorta-experiments/tests/fixtures/proteins/:
    side="left") (torch.bucketize / OpenFold's sum(d2 > b2)); contact probability = softmax mass of
    the bins whose upper boundary <= 8 A; true contact = pseudo-beta distance < 8 A; long range =
    j - i >= 24; P@L/f = hits among the top floor(L/f) (>= 1) valid pairs / floor(L/f);
-   lDDT-Ca global (AlphaFold 2 `lddt`, cutoff 15 A, thresholds 0.5/1/2/4 A).
+   lDDT-Ca global (AlphaFold 2 `lddt`, cutoff 15 A, thresholds 0.5/1/2/4 A); fape_cases: backbone
+   FAPE on CA atoms with frames from N, CA, C (Gram-Schmidt), clamp 10 A, scale 10 A, eps 1e-4,
+   averaged over structure-module iterations and chains.
 2. synthetic.pdb and synthetic.cif: one made-up chain written in both formats with a numbering
    gap, glycine, a selenomethionine HETATM, a residue without CB, alternate locations (B listed
    first), waters, and a DNA chain; a second model with other coordinates. synthetic.json holds
@@ -112,11 +114,49 @@ def metrics_case(rng, n, mask_frac):
     }
 
 
+def rigid_from_three_points(n, ca, c):
+    """AlphaFold 2 Alg. 21 (Gram-Schmidt): rotation with columns e1, e2, e3 and origin CA."""
+    v1 = c - ca
+    v2 = n - ca
+    e1 = v1 / np.sqrt((v1 ** 2).sum(-1, keepdims=True) + 1e-8)
+    u2 = v2 - e1 * (e1 * v2).sum(-1, keepdims=True)
+    e2 = u2 / np.sqrt((u2 ** 2).sum(-1, keepdims=True) + 1e-8)
+    e3 = np.cross(e1, e2)
+    return np.stack([e1, e2, e3], axis=-1), ca
+
+
+def fape_np(pred, truth, mask, clamp=10.0, scale=10.0, eps=1e-4):
+    """Backbone FAPE on CA atoms, averaged over iterations k and batch b (OpenFold compute_fape)."""
+    k, b = pred.shape[:2]
+    out = []
+    for ki in range(k):
+        for bi in range(b):
+            def local(bb):
+                r, t = rigid_from_three_points(bb[:, 0], bb[:, 1], bb[:, 2])
+                d = bb[None, :, 1, :] - t[:, None, :]  # [i, j, 3]
+                return np.einsum("ijx,ixc->ijc", d, r)  # R_i^T (x_j - t_i)
+            e = np.sqrt(((local(pred[ki, bi]) - local(truth[bi])) ** 2).sum(-1) + eps)
+            e = np.minimum(e, clamp) / scale
+            m = mask[bi]
+            out.append((e * m[:, None] * m[None, :]).sum() / ((eps + m.sum()) ** 2))
+    return float(np.mean(out))
+
+
+def fape_case(rng, k, b, l):
+    truth = np.stack([np.stack([random_walk(rng, l) + rng.normal(scale=0.8, size=(l, 3)) for _ in range(3)], 1) for _ in range(b)])
+    pred = np.stack([truth + rng.normal(scale=2.0 + 2 * ki, size=truth.shape) for ki in range(k)])
+    mask = (rng.random((b, l)) > 0.2).astype(float)
+    truth, pred = truth.astype(np.float32), pred.astype(np.float32)
+    return {"k": k, "b": b, "l": l, "pred": pred.reshape(-1).tolist(), "truth": truth.reshape(-1).tolist(),
+            "mask": mask.reshape(-1).tolist(), "fape": r(fape_np(pred.astype(np.float64), truth.astype(np.float64), mask))}
+
+
 def write_metrics():
     rng = np.random.default_rng(11)
     cases = [metrics_case(rng, 40, 0.1), metrics_case(rng, 33, 0.25), metrics_case(rng, 20, 0.0)]
+    fape_cases = [fape_case(rng, 2, 2, 9), fape_case(rng, 1, 1, 14)]
     with open(os.path.join(OUT, "metrics.json"), "w") as f:
-        json.dump({"contact_bins": CONTACT_BINS, "boundaries": BOUNDARIES.tolist(), "cases": cases}, f)
+        json.dump({"contact_bins": CONTACT_BINS, "boundaries": BOUNDARIES.tolist(), "cases": cases, "fape_cases": fape_cases}, f)
         f.write("\n")
 
 

@@ -1,8 +1,10 @@
 //! Protein folding: PDB/mmCIF reading, chains with gap and atom masks, distogram targets, the
 //! contact / distogram / lDDT metrics, and the folding experiment.
+pub mod batch;
 pub mod chain;
 pub mod dataset;
 pub mod distogram;
+pub mod loss;
 pub mod metrics;
 pub mod residues;
 pub mod structure;
