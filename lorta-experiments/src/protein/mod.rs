@@ -8,6 +8,7 @@ pub mod loss;
 pub mod metrics;
 pub mod residues;
 pub mod structure;
+pub mod task;
 
 pub use chain::ProteinChain;
 pub use dataset::{load_split, LoadOptions, LoadReport, OnBadChain};
