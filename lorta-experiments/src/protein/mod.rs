@@ -4,6 +4,7 @@ pub mod batch;
 pub mod chain;
 pub mod dataset;
 pub mod distogram;
+pub mod experiment;
 pub mod loss;
 pub mod metrics;
 pub mod residues;

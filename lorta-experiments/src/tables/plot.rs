@@ -88,3 +88,67 @@ pub fn score_vs_params(path: &Path, title: &str, points: &[(String, f64, f64)]) 
 }
 
 type Text_<S> = plotters::element::Text<'static, (f64, f64), S>;
+
+/// Line chart of `(x, y)` series (e.g. training loss vs optimizer step, one line per method),
+/// with a legend; written atomically.
+pub fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<Text> {
+    let text = load_font();
+    let err = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let pts = series.iter().flat_map(|s| s.1.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+    let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        (xmin, xmax, ymin, ymax) = (xmin.min(x), xmax.max(x), ymin.min(y), ymax.max(y));
+    }
+    if xmin > xmax {
+        (xmin, xmax, ymin, ymax) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if xmax - xmin < 1e-9 {
+        xmax = xmin + 1.0;
+    }
+    let pad = ((ymax - ymin) * 0.05).max(1e-6);
+    let tmp = path.with_extension("png.tmp.png");
+    {
+        let root = BitMapBackend::new(&tmp, (800, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(20);
+        if text {
+            builder.caption(title, ("sans-serif", 22)).x_label_area_size(45).y_label_area_size(60);
+        } else {
+            builder.x_label_area_size(10).y_label_area_size(10);
+        }
+        let mut chart = builder.build_cartesian_2d(xmin..xmax, (ymin - pad)..(ymax + pad)).map_err(|e| err(&e))?;
+        let mut mesh = chart.configure_mesh();
+        if text {
+            mesh.x_desc(x_desc).y_desc(y_desc).label_style(("sans-serif", 14));
+        } else {
+            mesh.disable_x_axis().disable_y_axis();
+        }
+        mesh.draw().map_err(|e| err(&e))?;
+        let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+        for (i, (name, points)) in series.iter().enumerate() {
+            let c = colors[i % colors.len()];
+            let drawn = chart
+                .draw_series(LineSeries::new(points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()), c.stroke_width(2)))
+                .map_err(|e| err(&e))?;
+            if text {
+                drawn.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            }
+        }
+        if text {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 15))
+                .draw()
+                .map_err(|e| err(&e))?;
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| err(&e))?;
+    Ok(if text { Text::Rendered } else { Text::NoFont })
+}
