@@ -458,7 +458,13 @@ impl<B: Backend> BertForSequenceClassification<B> {
             }
             None => fresh(num_labels, out_train, &mut rng),
         };
-        let dense = HeadDense::new(dense, if tuning.full { HeadTuning::Full } else { tuning.head }, &mut rng, dtype, &device);
+        let mut dense = HeadDense::new(dense, if tuning.full { HeadTuning::Full } else { tuning.head }, &mut rng, dtype, &device);
+        let mut out = out;
+        if let Some(t) = tuning.trainable_dtype.filter(|&t| t != dtype) {
+            // mixed precision: the whole head (frozen parts too) computes in the trainable dtype
+            dense = crate::tuning::cast_module(dense, t);
+            out = crate::tuning::cast_module(out, t);
+        }
         Ok(BertForSequenceClassification { encoder, dense, out, num_labels })
     }
 
@@ -506,7 +512,8 @@ impl<B: Backend> BertForSequenceClassification<B> {
 
     /// The head on a last hidden state.
     pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
-        let x = burn::tensor::activation::tanh(self.dense.forward2(first_token(hidden)));
+        let x = crate::nn::downcast(first_token(hidden), self.out.weight.val().dtype());
+        let x = burn::tensor::activation::tanh(self.dense.forward2(x));
         self.out.forward2(x)
     }
 

@@ -225,6 +225,9 @@ pub fn cells(table: &TableConfig, preset: &Preset, tasks: &[GlueTask], model: &P
                     seed,
                     eval_every: preset.eval_every,
                     bucket_chunks: preset.bucket_chunks,
+                    dtype: burn::tensor::DType::F32,
+                    pad_to_multiple: 1,
+                    random_weights: false,
                 };
                 out.push(Cell { method_index: mi, task, seed, config });
             }

@@ -66,6 +66,8 @@ pub struct TableRun {
     pub tasks: Option<Vec<GlueTask>>,
     pub seeds: Option<Vec<u64>>,
     pub backend: BackendKind,
+    /// Compute dtype and GPU options.
+    pub compute: crate::backend::ComputeArgs,
     pub force: bool,
     pub skip_missing: bool,
     pub quiet: bool,
@@ -134,7 +136,11 @@ pub fn run_table(r: &TableRun) -> Result<()> {
     }
     let model = lorta_models::hub::resolve_model_dir(&model_name)?;
     let gdir = glue::resolve_glue_dir(glue_dir.as_deref(), available[0])?;
-    let all = cells(&table, &preset_used, &available, &model, &gdir)?;
+    let mut all = cells(&table, &preset_used, &available, &model, &gdir)?;
+    for c in &mut all {
+        c.config.dtype = r.compute.dtype()?;
+        c.config.pad_to_multiple = r.compute.pad_to_multiple(r.backend);
+    }
     std::fs::create_dir_all(&r.out).with_context(|| format!("creating {}", r.out.display()))?;
 
     // Settings actually used, before training (so an interrupted table still documents itself).
@@ -178,7 +184,7 @@ pub fn run_table(r: &TableRun) -> Result<()> {
                 }
                 let opts = RunOptions { resume: action == CellAction::Resume, quiet: r.quiet, ..Default::default() };
                 let started = std::time::Instant::now();
-                let m = run_config(&c.config, r.backend, &dir, &opts)?.context("run stopped early")?;
+                let m = run_config(&c.config, r.backend, &r.compute, &dir, &opts)?.context("run stopped early")?;
                 if !r.quiet {
                     eprintln!("{what}: {} {:.4} in {:.1}s", m.main_metric, m.best.score, started.elapsed().as_secs_f64());
                 }
