@@ -14,11 +14,18 @@ pub enum MatrixKind {
     Output,
     /// The feed-forward block's second (down) projection; IA3 scales its input.
     FfnDown,
+    /// Gate projection of a gated attention (AlphaFold / ESMFold: `o = sigmoid(x·W_gᵀ + b) ⊙
+    /// attention(x)` per head, before the output projection); a square `d × d` map whose
+    /// output is split by heads like Q, K and V.
+    Gate,
 }
 
 impl MatrixKind {
     pub const ATTENTION: [MatrixKind; 4] =
         [MatrixKind::Query, MatrixKind::Key, MatrixKind::Value, MatrixKind::Output];
+    /// The projections of a gated attention (the ESMFold trunk's), in `C_m` mode order.
+    pub const GATED_ATTENTION: [MatrixKind; 5] =
+        [MatrixKind::Query, MatrixKind::Key, MatrixKind::Value, MatrixKind::Output, MatrixKind::Gate];
 
     pub fn short(&self) -> &'static str {
         match self {
@@ -27,6 +34,7 @@ impl MatrixKind {
             MatrixKind::Value => "v",
             MatrixKind::Output => "o",
             MatrixKind::FfnDown => "ffn_down",
+            MatrixKind::Gate => "g",
         }
     }
 
@@ -37,6 +45,7 @@ impl MatrixKind {
             "v" | "value" => Some(MatrixKind::Value),
             "o" | "output" | "out" => Some(MatrixKind::Output),
             "ffn_down" | "down" => Some(MatrixKind::FfnDown),
+            "g" | "gate" => Some(MatrixKind::Gate),
             _ => None,
         }
     }
@@ -89,7 +98,7 @@ impl ModelShape {
         let q = self.heads * self.head_dim;
         let kv = self.kv_heads * self.head_dim;
         match kind {
-            MatrixKind::Query => (self.hidden, q),
+            MatrixKind::Query | MatrixKind::Gate => (self.hidden, q),
             MatrixKind::Key | MatrixKind::Value => (self.hidden, kv),
             MatrixKind::Output => (q, self.hidden),
             MatrixKind::FfnDown => (self.intermediate, self.hidden),
@@ -109,6 +118,14 @@ pub enum ArchNaming {
     /// `{prefix}encoder.layer.{l}.attention.self.query`, `... .output.dense`
     /// (prefix "roberta.", "bert." or "" for a bare model).
     Bert { prefix: String },
+    /// The sequence attention of ESMFold's folding trunk: `Site(l, ·)` is
+    /// `trunk.blocks.{l}.seq_attention.{proj.q|proj.k|proj.v|o_proj|g_proj}` (Q, K, V are the
+    /// head-interleaved thirds of HF's fused `proj`) and `mlp_seq.mlp.3` (FfnDown).
+    EsmFoldSequence,
+    /// The triangle attentions of ESMFold's trunk: `Site(2l, ·)` is block l's attention around
+    /// the starting node (`trunk.blocks.{l}.tri_att_start.mha.linear_{q,k,v,o,g}`), `Site(2l+1, ·)`
+    /// the one around the ending node (`tri_att_end`). No FfnDown sites.
+    EsmFoldPair,
 }
 
 impl ArchNaming {
@@ -123,6 +140,7 @@ impl ArchNaming {
                     MatrixKind::Value => "self_attn.v_proj",
                     MatrixKind::Output => "self_attn.o_proj",
                     MatrixKind::FfnDown => "mlp.down_proj",
+                    MatrixKind::Gate => "self_attn.g_proj",
                 };
                 format!("model.layers.{l}.{leaf}")
             }
@@ -133,8 +151,23 @@ impl ArchNaming {
                     MatrixKind::Value => "attention.self.value",
                     MatrixKind::Output => "attention.output.dense",
                     MatrixKind::FfnDown => "output.dense",
+                    MatrixKind::Gate => "attention.self.gate",
                 };
                 format!("{prefix}encoder.layer.{l}.{leaf}")
+            }
+            ArchNaming::EsmFoldSequence => {
+                let leaf = match site.kind {
+                    MatrixKind::FfnDown => "mlp_seq.mlp.3".to_string(),
+                    k => format!("seq_attention.{}", self.target_name(k)),
+                };
+                format!("trunk.blocks.{l}.{leaf}")
+            }
+            ArchNaming::EsmFoldPair => {
+                let (block, end) = (l / 2, l % 2 == 1);
+                match site.kind {
+                    MatrixKind::FfnDown => format!("trunk.blocks.{block}.mlp_pair.mlp.3"),
+                    k => format!("trunk.blocks.{block}.{}.mha.{}", if end { "tri_att_end" } else { "tri_att_start" }, self.target_name(k)),
+                }
             }
         }
     }
@@ -152,6 +185,20 @@ impl ArchNaming {
             (ArchNaming::Bert { .. }, MatrixKind::Value) => "value",
             (ArchNaming::Bert { .. }, MatrixKind::Output) => "attention.output.dense",
             (ArchNaming::Bert { .. }, MatrixKind::FfnDown) => "output.dense",
+            (ArchNaming::Llama, MatrixKind::Gate) => "g_proj",
+            (ArchNaming::Bert { .. }, MatrixKind::Gate) => "gate",
+            (ArchNaming::EsmFoldSequence, MatrixKind::Query) => "proj.q",
+            (ArchNaming::EsmFoldSequence, MatrixKind::Key) => "proj.k",
+            (ArchNaming::EsmFoldSequence, MatrixKind::Value) => "proj.v",
+            (ArchNaming::EsmFoldSequence, MatrixKind::Output) => "o_proj",
+            (ArchNaming::EsmFoldSequence, MatrixKind::Gate) => "g_proj",
+            (ArchNaming::EsmFoldSequence, MatrixKind::FfnDown) => "mlp_seq.mlp.3",
+            (ArchNaming::EsmFoldPair, MatrixKind::Query) => "linear_q",
+            (ArchNaming::EsmFoldPair, MatrixKind::Key) => "linear_k",
+            (ArchNaming::EsmFoldPair, MatrixKind::Value) => "linear_v",
+            (ArchNaming::EsmFoldPair, MatrixKind::Output) => "linear_o",
+            (ArchNaming::EsmFoldPair, MatrixKind::Gate) => "linear_g",
+            (ArchNaming::EsmFoldPair, MatrixKind::FfnDown) => "mlp_pair.mlp.3",
         }
     }
 
@@ -163,6 +210,7 @@ impl ArchNaming {
             MatrixKind::Value,
             MatrixKind::Output,
             MatrixKind::FfnDown,
+            MatrixKind::Gate,
         ];
         all.into_iter()
             .find(|&k| self.target_name(k) == name)

@@ -2,6 +2,9 @@
 //!
 //! - [`bert`]: BERT / RoBERTa encoders (bare, sequence classification / regression);
 //! - [`llama`]: LLaMA causal LMs with KV-cache generation;
+//! - [`esm`]: the ESM-2 protein language model (rotary, pre-LN) and its tokenizer;
+//! - [`esmfold`], [`evoformer`], [`structure_module`]: ESMFold (`EsmForProteinFolding`): folding
+//!   trunk with adapter sites on every attention projection, distogram head, structure module;
 //! - [`tuning`]: which parameters train (adapters from `lorta-core` at the Q/K/V/O and IA3
 //!   sites, prefix tuning, Houlsby adapters, full fine-tuning, the head incl. "LoRTA+LoRA");
 //! - [`load`]: load options and [`load::AutoModel`] (architecture from `config.json`);
@@ -11,12 +14,16 @@
 //! Linear weights are kept in PyTorch's `[out, in]` layout ([`nn::HfLinear`]).
 pub mod bert;
 pub mod error;
+pub mod esm;
+pub mod esmfold;
+pub mod evoformer;
 pub mod hub;
 pub mod json;
 pub mod llama;
 pub mod load;
 pub mod merge;
 pub mod nn;
+pub mod structure_module;
 pub mod tokenizer;
 pub mod tuning;
 pub mod weights;

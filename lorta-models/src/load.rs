@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 
 use crate::bert::{int_batch, BertForSequenceClassification, BertModel};
 use crate::error::{ModelError, Result};
+use crate::esm::{EsmModel, EsmTokenizer};
+use crate::esmfold::{EsmFold, FoldOptions};
 use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::llama::LlamaForCausalLM;
@@ -76,6 +78,10 @@ pub enum Architecture {
     SequenceClassification,
     /// `LlamaForCausalLM`.
     CausalLm,
+    /// ESM-2 protein language model (`EsmModel`, `EsmForMaskedLM`: the stem).
+    Esm,
+    /// `EsmForProteinFolding` (ESMFold).
+    ProteinFolding,
 }
 
 pub fn detect_architecture(config: &JsonFile) -> Result<Architecture> {
@@ -83,13 +89,18 @@ pub fn detect_architecture(config: &JsonFile) -> Result<Architecture> {
     let arch = config.architecture().unwrap_or_default();
     match mt.as_str() {
         "llama" => Ok(Architecture::CausalLm),
+        "esm" => Ok(if arch == "EsmForProteinFolding" || config.opt_bool("is_folding_model")? == Some(true) {
+            Architecture::ProteinFolding
+        } else {
+            Architecture::Esm
+        }),
         "bert" | "roberta" | "xlm-roberta" => Ok(if arch.ends_with("ForSequenceClassification") {
             Architecture::SequenceClassification
         } else {
             Architecture::Encoder
         }),
         other => Err(config.err(format!(
-            "unsupported model_type `{other}` (architectures {arch:?}); supported: bert, roberta (encoders, sequence classification), llama (causal LM)"
+            "unsupported model_type `{other}` (architectures {arch:?}); supported: bert, roberta (encoders, sequence classification), llama (causal LM), esm (ESM-2, ESMFold)"
         ))),
     }
 }
@@ -101,6 +112,8 @@ pub enum AutoModel<B: Backend> {
     Encoder(BertModel<B>),
     Classifier(BertForSequenceClassification<B>),
     CausalLm(LlamaForCausalLM<B>),
+    Esm(EsmModel<B>),
+    ProteinFolding(EsmFold<B>),
 }
 
 /// A dense f32 array with its shape (row-major).
@@ -147,6 +160,8 @@ pub struct ForwardOutput {
     pub last_hidden_state: Option<Array>,
     /// `[batch][token][vocab]` (causal LM) or `[batch][labels]` (classification).
     pub logits: Option<Array>,
+    /// Further named outputs (ESMFold: `s_s`, `s_z`, `distogram_logits`, `positions`).
+    pub extra: Vec<(String, Array)>,
 }
 
 impl ForwardOutput {
@@ -160,6 +175,9 @@ impl ForwardOutput {
         if let Some(l) = &self.logits {
             m.insert("logits".into(), l.to_json());
         }
+        for (k, v) in &self.extra {
+            m.insert(k.clone(), v.to_json());
+        }
         Value::Object(m)
     }
 }
@@ -171,6 +189,8 @@ impl<B: Backend> AutoModel<B> {
             Architecture::Encoder => AutoModel::Encoder(BertModel::load(dir, opts, device)?),
             Architecture::SequenceClassification => AutoModel::Classifier(BertForSequenceClassification::load(dir, opts, device)?),
             Architecture::CausalLm => AutoModel::CausalLm(LlamaForCausalLM::load(dir, opts, device)?),
+            Architecture::Esm => AutoModel::Esm(EsmModel::load(dir, opts, device)?),
+            Architecture::ProteinFolding => AutoModel::ProteinFolding(EsmFold::load(dir, opts, device)?),
         })
     }
 
@@ -179,6 +199,8 @@ impl<B: Backend> AutoModel<B> {
             AutoModel::Encoder(_) => Architecture::Encoder,
             AutoModel::Classifier(_) => Architecture::SequenceClassification,
             AutoModel::CausalLm(_) => Architecture::CausalLm,
+            AutoModel::Esm(_) => Architecture::Esm,
+            AutoModel::ProteinFolding(_) => Architecture::ProteinFolding,
         }
     }
 
@@ -188,6 +210,9 @@ impl<B: Backend> AutoModel<B> {
             AutoModel::Encoder(m) => m.config.pad_token_id as u32,
             AutoModel::Classifier(m) => m.encoder.config.pad_token_id as u32,
             AutoModel::CausalLm(m) => m.config.pad_token_id.unwrap_or(0),
+            AutoModel::Esm(m) => m.config.pad_token_id as u32,
+            // AlphaFold aatype inputs are padded with 0 (and masked)
+            AutoModel::ProteinFolding(_) => 0,
         }
     }
 
@@ -196,6 +221,8 @@ impl<B: Backend> AutoModel<B> {
             AutoModel::Encoder(m) => m.config.vocab_size,
             AutoModel::Classifier(m) => m.encoder.config.vocab_size,
             AutoModel::CausalLm(m) => m.config.vocab_size,
+            AutoModel::Esm(m) => m.config.vocab_size,
+            AutoModel::ProteinFolding(_) => 21,
         }
     }
 
@@ -204,6 +231,8 @@ impl<B: Backend> AutoModel<B> {
             AutoModel::Encoder(m) => m.embeddings.word_embeddings.val().device(),
             AutoModel::Classifier(m) => m.encoder.embeddings.word_embeddings.val().device(),
             AutoModel::CausalLm(m) => m.model.embed_tokens.val().device(),
+            AutoModel::Esm(m) => m.word_embeddings.val().device(),
+            AutoModel::ProteinFolding(m) => m.distogram_head.weight.val().device(),
         }
     }
 
@@ -249,12 +278,65 @@ impl<B: Backend> AutoModel<B> {
                 let l = Array::from_tensor(m.logits(h.clone()))?;
                 (Some(h), Some(l))
             }
+            AutoModel::Esm(m) => (Some(m.forward(ids_t, Some(mask_t))), None),
+            AutoModel::ProteinFolding(_) => {
+                return Err(ModelError::input("ESMFold: use AutoModel::fold (amino-acid sequences, recycles)"));
+            }
         };
         Ok(ForwardOutput {
             input_ids: ids,
             attention_mask: mask,
             last_hidden_state: hidden.map(Array::from_tensor).transpose()?,
             logits,
+            extra: Vec::new(),
         })
+    }
+
+    /// Token ids of texts with the folder's tokenizer: ESM's alphabet for ESM-2, AlphaFold
+    /// residue indices for ESMFold (one-letter codes, unknown letters → X), else
+    /// `tokenizer.json` / `vocab.txt` (WordPiece).
+    pub fn encode_texts(&self, dir: &Path, texts: &[String]) -> Result<(Vec<Vec<u32>>, Option<Vec<Vec<u32>>>)> {
+        match self {
+            AutoModel::Esm(_) => {
+                let tok = EsmTokenizer::from_dir(dir)?;
+                Ok((texts.iter().map(|t| tok.encode(t)).collect(), None))
+            }
+            AutoModel::ProteinFolding(_) => {
+                Ok((texts.iter().map(|t| crate::structure_module::aatype_of(t.trim())).collect(), None))
+            }
+            _ => {
+                let tok = crate::tokenizer::TextTokenizer::from_dir(dir, None)?;
+                let enc = texts.iter().map(|t| tok.encode(t)).collect::<Result<Vec<_>>>()?;
+                Ok((enc.iter().map(|e| e.ids.clone()).collect(), Some(enc.into_iter().map(|e| e.type_ids).collect())))
+            }
+        }
+    }
+
+    /// ESMFold on residue-index sequences (right-padded and masked): `s_s`, `s_z`,
+    /// `distogram_logits` and the final `positions` `[b, L, 14, 3]` (atom14, Å).
+    pub fn fold(&self, seqs: &[Vec<u32>], num_recycles: usize) -> Result<ForwardOutput> {
+        let AutoModel::ProteinFolding(m) = self else {
+            return Err(ModelError::input("fold: the model is not an EsmForProteinFolding checkpoint"));
+        };
+        if seqs.is_empty() || seqs.iter().any(|s| s.is_empty()) {
+            return Err(ModelError::input("fold: every sequence needs at least one residue"));
+        }
+        if let Some(bad) = seqs.iter().flatten().find(|&&t| t > 20) {
+            return Err(ModelError::input(format!("residue index {bad} out of range (AlphaFold aatype 0..=20)")));
+        }
+        let n = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let ids: Vec<Vec<u32>> = seqs.iter().map(|s| s.iter().copied().chain(std::iter::repeat_n(0, n - s.len())).collect()).collect();
+        let mask: Vec<Vec<u32>> = seqs.iter().map(|s| std::iter::repeat_n(1, s.len()).chain(std::iter::repeat_n(0, n - s.len())).collect()).collect();
+        let device = self.device();
+        let out = m.forward(int_batch::<B>(&ids, &device)?, int_batch::<B>(&mask, &device)?, FoldOptions { num_recycles, structure: true });
+        let mut extra = vec![
+            ("s_s".to_string(), Array::from_tensor(out.s_s)?),
+            ("s_z".to_string(), Array::from_tensor(out.s_z)?),
+            ("distogram_logits".to_string(), Array::from_tensor(out.distogram_logits)?),
+        ];
+        if let Some(st) = out.structure {
+            extra.push(("positions".to_string(), Array::from_tensor(st.final_positions())?));
+        }
+        Ok(ForwardOutput { input_ids: ids, attention_mask: mask, last_hidden_state: None, logits: None, extra })
     }
 }

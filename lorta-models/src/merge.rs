@@ -35,6 +35,13 @@ pub fn merge_adapter<B: Backend>(model_dir: &Path, adapter_dir: &Path, out_dir: 
     let weights = Weights::open(&md.weight_files()?)?;
     let (shape, naming): (ModelShape, ArchNaming) = match detect_architecture(&cfg)? {
         Architecture::CausalLm => (LlamaConfig::from_json(&cfg)?.shape(), ArchNaming::Llama),
+        Architecture::Esm => {
+            let prefix = if weights.keys().any(|k| k.starts_with("esm.")) { "esm." } else { "" };
+            (crate::esm::EsmConfig::from_json(&cfg)?.shape(), ArchNaming::Bert { prefix: prefix.into() })
+        }
+        Architecture::ProteinFolding => {
+            return Err(crate::error::ModelError::config(md.config_path(), "merging adapters into ESMFold checkpoints is not supported (trunk adapters use split q/k/v sites)"));
+        }
         arch => {
             let c = BertConfig::from_json(&cfg)?;
             (c.shape(), bert_naming(Some(&weights), &c, arch == Architecture::SequenceClassification))

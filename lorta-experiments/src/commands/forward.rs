@@ -1,12 +1,15 @@
 //! `forward`: runs a checkpoint (optionally with an adapter) on token ids or texts and writes
 //! JSON with `last_hidden_state` and `logits` (see [`lorta_models::load::ForwardOutput`]).
+//! ESM-2 texts use ESM's alphabet (`<cls> … <eos>`); ESMFold takes one-letter amino-acid
+//! sequences (`--text MKTAYIAK`, `--recycles N`) and writes `s_s`, `s_z`, `distogram_logits`,
+//! `positions`.
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use lorta_models::hub::resolve_model_dir;
 use lorta_models::load::{parse_dtype, AutoModel, LoadOptions};
-use lorta_models::tokenizer::TextTokenizer;
+use lorta_models::load::Architecture;
 
 use crate::backend::BackendKind;
 use crate::report::write_atomic;
@@ -33,6 +36,9 @@ pub struct Args {
     /// Compute dtype: f32, f16 or bf16 (weights of any stored dtype are converted).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// ESMFold: extra trunk passes (HF's `num_recycles`; 0 = one pass).
+    #[arg(long, default_value_t = 0)]
+    pub recycles: usize,
 }
 
 /// `--ids 1,5,9 --ids 1,7` → `[[1,5,9],[1,7]]` (one sequence per occurrence).
@@ -63,15 +69,15 @@ fn run_on<B: Backend>(args: &Args, device: &B::Device) -> Result<()> {
     let model = AutoModel::<B>::load(&dir, &opts, device)?;
     let (seqs, types) = match (args.ids.is_empty(), args.text.is_empty()) {
         (false, true) => (ids_from_args(&args.ids)?, None),
-        (true, false) => {
-            let tok = TextTokenizer::from_dir(&dir, None)?;
-            let enc = args.text.iter().map(|t| tok.encode(t)).collect::<std::result::Result<Vec<_>, _>>()?;
-            (enc.iter().map(|e| e.ids.clone()).collect(), Some(enc.into_iter().map(|e| e.type_ids).collect::<Vec<_>>()))
-        }
+        (true, false) => model.encode_texts(&dir, &args.text)?,
         (false, false) => bail!("give either --ids or --text, not both"),
         (true, true) => bail!("nothing to run: give --ids 1,5,9 (repeatable) or --text \"...\""),
     };
-    let out = model.forward_ids(&seqs, types.as_deref())?;
+    let out = if model.architecture() == Architecture::ProteinFolding {
+        model.fold(&seqs, args.recycles)?
+    } else {
+        model.forward_ids(&seqs, types.as_deref())?
+    };
     let text = serde_json::to_string(&out.to_json())?;
     write_atomic(&args.out, text.as_bytes())?;
     eprintln!("wrote {} ({} sequence(s))", args.out.display(), seqs.len());

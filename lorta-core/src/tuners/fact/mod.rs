@@ -50,7 +50,7 @@ macro_rules! fact_config {
             }
             fn validate(&self, shape: &ModelShape) -> Result<()> {
                 check_rank(self.r)?;
-                check_targets(&self.targets, &MatrixKind::ATTENTION, $label)?;
+                check_targets(&self.targets, &MatrixKind::GATED_ATTENTION, $label)?;
                 check_square(shape, &self.targets, $label)
             }
         }

@@ -64,7 +64,7 @@ impl MethodConfig for Ia3Config {
     fn validate(&self, _shape: &ModelShape) -> Result<()> {
         check_targets(
             &self.targets,
-            &[MatrixKind::Query, MatrixKind::Key, MatrixKind::Value, MatrixKind::Output, MatrixKind::FfnDown],
+            &[MatrixKind::Query, MatrixKind::Key, MatrixKind::Value, MatrixKind::Output, MatrixKind::FfnDown, MatrixKind::Gate],
             "IA3",
         )
     }

@@ -59,7 +59,7 @@ impl MethodConfig for LoraConfig {
     }
     fn validate(&self, _shape: &ModelShape) -> Result<()> {
         check_rank(self.r)?;
-        check_targets(&self.targets, &MatrixKind::ATTENTION, "LoRA")
+        check_targets(&self.targets, &MatrixKind::GATED_ATTENTION, "LoRA")
     }
 }
 

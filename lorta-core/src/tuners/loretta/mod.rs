@@ -121,7 +121,7 @@ impl MethodConfig for LorettaRepConfig {
         if self.tt_rank == 0 || self.modes == 0 {
             return Err(CoreError::config("LoReTTA: tt_rank and modes must be at least 1"));
         }
-        check_targets(&self.targets, &MatrixKind::ATTENTION, "LoReTTA_rep")
+        check_targets(&self.targets, &MatrixKind::GATED_ATTENTION, "LoReTTA_rep")
     }
 }
 

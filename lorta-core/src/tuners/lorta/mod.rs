@@ -138,7 +138,7 @@ impl MethodConfig for LortaConfig {
     }
     fn validate(&self, shape: &ModelShape) -> Result<()> {
         check_rank(self.r)?;
-        check_targets(&self.targets, &MatrixKind::ATTENTION, "LoRTA")?;
+        check_targets(&self.targets, &MatrixKind::GATED_ATTENTION, "LoRTA")?;
         check_square(shape, &self.targets, "LoRTA")?;
         if shape.heads * shape.head_dim != shape.hidden {
             return Err(CoreError::config(format!(

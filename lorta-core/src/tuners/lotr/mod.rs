@@ -57,7 +57,7 @@ impl MethodConfig for LotrConfig {
     }
     fn validate(&self, shape: &ModelShape) -> Result<()> {
         check_rank(self.r)?;
-        check_targets(&self.targets, &MatrixKind::ATTENTION, "LoTR")?;
+        check_targets(&self.targets, &MatrixKind::GATED_ATTENTION, "LoTR")?;
         check_square(shape, &self.targets, "LoTR")
     }
 }

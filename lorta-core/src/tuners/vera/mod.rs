@@ -70,7 +70,7 @@ impl MethodConfig for VeraConfig {
     }
     fn validate(&self, _shape: &ModelShape) -> Result<()> {
         check_rank(self.r)?;
-        check_targets(&self.targets, &MatrixKind::ATTENTION, "VeRA")
+        check_targets(&self.targets, &MatrixKind::GATED_ATTENTION, "VeRA")
     }
 }
 
