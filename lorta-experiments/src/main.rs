@@ -27,6 +27,9 @@ enum Command {
     Table1(commands::table::Args),
     /// The paper's Table 2 (GLUE, LoTR setting, params excl. classifier): --preset paper|quick|smoke.
     Table2(commands::table::Args),
+    /// Protein folding (the paper's ESMFold experiment): LoRA / LoRTA / full training of the
+    /// folding trunk, contact precision on PSICOV-150, loss curves; --profile times steps.
+    Fold(commands::fold::Args),
     /// Download data: `fetch glue --tasks rte,mrpc`.
     Fetch(commands::fetch::Args),
 }
@@ -43,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Table1(a) => commands::table::run("table1", a),
         Command::Table2(a) => commands::table::run("table2", a),
         Command::Fetch(a) => commands::fetch::run(a),
+        Command::Fold(a) => commands::fold::run(a),
     }
 }

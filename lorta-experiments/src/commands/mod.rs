@@ -7,3 +7,4 @@ pub mod generate;
 pub mod train;
 pub mod table;
 pub mod fetch;
+pub mod fold;

@@ -7,6 +7,8 @@ pub mod distogram;
 pub mod experiment;
 pub mod loss;
 pub mod metrics;
+pub mod model;
+pub mod profile;
 pub mod residues;
 pub mod structure;
 pub mod task;
