@@ -23,3 +23,6 @@ if [ -n "${LORTA_MINILM_DIR:-}" ] && [ -n "${LORTA_SHARED_DATA:-}" ]; then
 else
   echo "SKIPPED table2 smoke: LORTA_MINILM_DIR or LORTA_SHARED_DATA not set"
 fi
+
+echo "--- fold --preset smoke (fixture chains, tiny trunk)"
+run fold --preset smoke --data-dir lorta-experiments/tests/fixtures/proteins/data --cache-dir "$out/fold-cache" --quiet --out "$out/fold"

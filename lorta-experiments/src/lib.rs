@@ -7,6 +7,7 @@ pub mod lm;
 pub mod profile;
 pub mod instruct;
 pub mod preference;
+pub mod protein;
 pub mod report;
 pub mod superglue;
 pub mod train;

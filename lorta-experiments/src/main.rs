@@ -35,6 +35,9 @@ enum Command {
     Mtbench(commands::mtbench::Args),
     /// Direct preference optimisation (HH-RLHF / Orca-DPO pairs; reference = adapter switched off).
     Dpo(commands::dpo::Args),
+    /// Protein folding (the paper's ESMFold experiment): LoRA / LoRTA / full training of the
+    /// folding trunk, contact precision on PSICOV-150, loss curves; --profile times steps.
+    Fold(commands::fold::Args),
     /// Download data: `fetch glue --tasks rte,mrpc`.
     Fetch(commands::fetch::Args),
 }
@@ -55,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         Command::Mtbench(a) => commands::mtbench::run(a),
         Command::Dpo(a) => commands::dpo::run(a),
         Command::Fetch(a) => commands::fetch::run(a),
+        Command::Fold(a) => commands::fold::run(a),
     }
 }

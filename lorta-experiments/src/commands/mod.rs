@@ -12,3 +12,4 @@ pub mod table3;
 pub mod sft;
 pub mod mtbench;
 pub mod dpo;
+pub mod fold;
