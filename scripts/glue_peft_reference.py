@@ -144,6 +144,8 @@ def main():
         t = tok([b[0] for b in batch], [b[1] for b in batch] if batch[0][1] is not None else None, truncation=True,
                 max_length=a.max_seq_len, padding=True, pad_to_multiple_of=a.pad_to_multiple if a.pad_to_multiple > 1 else None,
                 return_tensors="pt")
+        if getattr(cfg, "type_vocab_size", 2) == 1:
+            t.pop("token_type_ids", None)  # one token type (RoBERTa), as our encoder does
         return {k: v.to(dev) for k, v in t.items()}
 
     def forward(batch):

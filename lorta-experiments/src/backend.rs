@@ -89,13 +89,9 @@ pub fn memory_usage(kind: BackendKind) -> Option<(u64, u64)> {
     }
 }
 
-/// Options shared by the commands that train or run a model on a backend.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ComputeArgs {
-    /// Compute dtype of the frozen base model: f32, bf16 or f16. Trainable adapters, the task
-    /// head and the optimizer state stay in f32 (mixed precision). ndarray: f32 only.
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+/// GPU options of every command that runs a model (kernel cache, TF32).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GpuArgs {
     /// Folder where compiled GPU kernels (CUDA PTX, wgpu SPIR-V) and autotune results are kept
     /// between runs, so only the first run on a machine compiles them. Default:
     /// $LORTA_KERNEL_CACHE, else $XDG_CACHE_HOME/lorta/kernels, else ~/.cache/lorta/kernels.
@@ -106,31 +102,9 @@ pub struct ComputeArgs {
     /// parts: three TF32 products).
     #[arg(long)]
     pub tf32: bool,
-    /// Round padded sequence lengths up to a multiple of N, so a GPU sees few distinct shapes
-    /// (default: 16 on GPU backends, 1 on ndarray).
-    #[arg(long)]
-    pub pad_to_multiple: Option<usize>,
 }
 
-impl Default for ComputeArgs {
-    fn default() -> Self {
-        ComputeArgs { dtype: "f32".to_string(), kernel_cache: None, tf32: false, pad_to_multiple: None }
-    }
-}
-
-impl ComputeArgs {
-    /// The compute dtype (f32, bf16 or f16).
-    pub fn dtype(&self) -> Result<DType> {
-        match lorta_models::load::parse_dtype(&self.dtype) {
-            Some(d @ (DType::F32 | DType::BF16 | DType::F16)) => Ok(d),
-            _ => bail!("--dtype `{}`: expected f32, bf16 or f16", self.dtype),
-        }
-    }
-
-    pub fn pad_to_multiple(&self, kind: BackendKind) -> usize {
-        self.pad_to_multiple.unwrap_or(if kind == BackendKind::Ndarray { 1 } else { 16 }).max(1)
-    }
-
+impl GpuArgs {
     /// The kernel cache folder of `kind` (see `--kernel-cache`).
     pub fn kernel_cache_dir(&self, kind: BackendKind) -> Option<PathBuf> {
         if let Some(d) = &self.kernel_cache {
@@ -173,6 +147,46 @@ impl ComputeArgs {
         }
         *done = Some(kind);
         Ok(())
+    }
+}
+
+/// Options shared by the commands that train: compute dtype, padding, GPU options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ComputeArgs {
+    /// Compute dtype of the frozen base model: f32, bf16 or f16. Trainable adapters, the task
+    /// head and the optimizer state stay in f32 (mixed precision). ndarray: f32 only.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Round padded sequence lengths up to a multiple of N, so a GPU sees few distinct shapes
+    /// (default: 16 on GPU backends, 1 on ndarray).
+    #[arg(long)]
+    pub pad_to_multiple: Option<usize>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+}
+
+impl Default for ComputeArgs {
+    fn default() -> Self {
+        ComputeArgs { dtype: "f32".to_string(), pad_to_multiple: None, gpu: GpuArgs::default() }
+    }
+}
+
+impl ComputeArgs {
+    /// The compute dtype (f32, bf16 or f16).
+    pub fn dtype(&self) -> Result<DType> {
+        match lorta_models::load::parse_dtype(&self.dtype) {
+            Some(d @ (DType::F32 | DType::BF16 | DType::F16)) => Ok(d),
+            _ => bail!("--dtype `{}`: expected f32, bf16 or f16", self.dtype),
+        }
+    }
+
+    pub fn pad_to_multiple(&self, kind: BackendKind) -> usize {
+        self.pad_to_multiple.unwrap_or(if kind == BackendKind::Ndarray { 1 } else { 16 }).max(1)
+    }
+
+    /// See [`GpuArgs::prepare`].
+    pub fn prepare(&self, kind: BackendKind, dtype: DType) -> Result<()> {
+        self.gpu.prepare(kind, dtype)
     }
 }
 

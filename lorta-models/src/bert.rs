@@ -167,7 +167,9 @@ impl<B: Backend> BertEmbeddings<B> {
     pub fn forward(&self, input_ids: Tensor<B, 2, Int>, token_type_ids: Option<Tensor<B, 2, Int>>) -> Tensor<B, 3> {
         use burn::tensor::module::embedding;
         let pos = self.position_ids(input_ids.clone());
-        let tt = token_type_ids.unwrap_or_else(|| input_ids.zeros_like());
+        // one token type (RoBERTa): segment ids of a BERT-style pair encoding have no row to read
+        let single_type = self.token_type_embeddings.val().dims()[0] == 1;
+        let tt = token_type_ids.filter(|_| !single_type).unwrap_or_else(|| input_ids.zeros_like());
         let x = embedding(self.word_embeddings.val(), input_ids)
             + embedding(self.position_embeddings.val(), pos)
             + embedding(self.token_type_embeddings.val(), tt);

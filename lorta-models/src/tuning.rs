@@ -235,7 +235,6 @@ pub(crate) fn module_rng(tuning: &Tuning) -> StdRng {
 #[cfg(test)]
 mod cast_tests {
     use super::*;
-    use burn::module::Module;
 
     type AB = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
 

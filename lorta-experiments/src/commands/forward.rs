@@ -37,6 +37,8 @@ pub struct Args {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value = "ndarray")]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub gpu: crate::backend::GpuArgs,
     /// Compute dtype: f32, f16 or bf16 (weights of any stored dtype are converted).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
@@ -63,6 +65,7 @@ pub fn parse_id_lists(raw: &[String]) -> Result<Vec<Vec<u32>>> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.gpu.prepare(args.backend, parse_dtype(&args.dtype).unwrap_or(burn::tensor::DType::F32))?;
     crate::with_backend!(args.backend, |B, device| run_on::<B>(&args, &device))
 }
 

@@ -53,11 +53,14 @@ pub struct Args {
     pub stop: Vec<u32>,
     #[arg(long, value_enum, default_value = "ndarray")]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub gpu: crate::backend::GpuArgs,
     #[arg(long, default_value = "f32")]
     pub dtype: String,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.gpu.prepare(args.backend, parse_dtype(&args.dtype).unwrap_or(burn::tensor::DType::F32))?;
     crate::with_backend!(args.backend, |B, device| run_on::<B>(&args, &device))
 }
 

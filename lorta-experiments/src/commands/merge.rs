@@ -21,9 +21,12 @@ pub struct Args {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value = "ndarray")]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub gpu: crate::backend::GpuArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.gpu.prepare(args.backend, burn::tensor::DType::F32)?;
     crate::with_backend!(args.backend, |B, device| run_on::<B>(&args, &device))
 }
 

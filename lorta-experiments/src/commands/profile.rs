@@ -45,9 +45,13 @@ pub struct Args {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Keep compiled kernels (and autotune results) in this folder, so the next run on the same
-    /// GPU skips the first-step compilation (CubeCL backends).
+    /// GPU skips the first-step compilation. Default: $LORTA_KERNEL_CACHE, else
+    /// $XDG_CACHE_HOME/lorta/kernels, else ~/.cache/lorta/kernels.
     #[arg(long)]
     pub kernel_cache: Option<PathBuf>,
+    /// CUDA: single TF32 products for f32 matmuls (see `train --help`).
+    #[arg(long)]
+    pub tf32: bool,
 }
 
 fn resolve_config(model: &str) -> Result<LlamaConfig> {
@@ -123,12 +127,7 @@ pub fn run(args: Args) -> Result<()> {
         backend: args.backend.name().to_string(),
     };
     let kind = args.backend;
-    if kind == BackendKind::Ndarray && !matches!(dtype, burn::tensor::DType::F32 | burn::tensor::DType::F64) {
-        bail!("--dtype {}: the ndarray backend computes in f32 or f64 only; pass --dtype f32 (or use --backend cuda|wgpu)", args.dtype);
-    }
-    if let Some(dir) = &args.kernel_cache {
-        crate::backend::set_kernel_cache(dir)?;
-    }
+    crate::backend::GpuArgs { kernel_cache: args.kernel_cache.clone(), tf32: args.tf32 }.prepare(kind, dtype)?;
     let json = args.json;
     let rows = with_backend!(kind, |B, device| profile::run::<B>(&spec, &device, &|| memory_usage(kind), |row| {
         if json {

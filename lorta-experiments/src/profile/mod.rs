@@ -119,7 +119,9 @@ fn profile_one<B: AutodiffBackend>(
         AdapterConfig::Lorta(c) => AdapterConfig::Lorta(c.with_alpha(2.0 * rank as f64)),
         other => other,
     };
-    let tuning = Tuning::adapter(adapter.clone()).with_head(HeadTuning::Frozen);
+    // f32 adapters on a half-precision base, as PEFT's default (`autocast_adapter_dtype`)
+    let trainable_dtype = (spec.dtype != DType::F32 && spec.dtype != DType::F64).then_some(DType::F32);
+    let tuning = Tuning::adapter(adapter.clone()).with_head(HeadTuning::Frozen).with_trainable_dtype(trainable_dtype);
     let t_build = Instant::now();
     let mut model = LlamaForCausalLM::<B>::random(&spec.config, &tuning, spec.dtype, device)?;
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Numerical checks of the GPU backends through the CLI (the GPU machine has no Rust toolchain, so
+the parity tests run as `forward` calls): every HF/PEFT parity fixture of lorta-models and the
+real all-MiniLM-L6-v2 on ndarray, cuda and wgpu, compared with the transformers/PEFT reference
+(the fixtures' reference.json, made on CPU in f32) and with ndarray.
+
+    python3 scripts/gpu_checks.py --bin .gpu/lorta-experiments [--minilm DIR] [--backends ndarray,cuda,wgpu]
+
+Prints one row per (model, backend): max |ours − reference| / max |reference| over the compared
+outputs, same against ndarray, and whether it is within the tolerance (1e-5 relative for f32).
+Exits non-zero if an f32 row is out of tolerance. `--tf32` adds cuda rows with `--tf32`.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+FIX = os.path.join(os.path.dirname(__file__), "..", "lorta-models", "tests", "fixtures")
+TOL = 1e-5
+
+
+def flat(v, out):
+    if isinstance(v, list):
+        for x in v:
+            flat(x, out)
+    else:
+        out.append(float(v))
+
+
+def rel(a, b):
+    x, y = [], []
+    flat(a, x)
+    flat(b, y)
+    if len(x) != len(y):
+        return float("nan")
+    scale = max(abs(t) for t in y) or 1.0
+    return max(abs(p - q) for p, q in zip(x, y)) / scale
+
+
+def cases(minilm):
+    """(name, model dir, adapter dir or None, token ids of one unpadded row, reference outputs)."""
+    out = []
+    for name in sorted(os.listdir(FIX)):
+        ref_path = os.path.join(FIX, name, "reference.json")
+        if not os.path.isfile(ref_path):
+            continue
+        ref = json.load(open(ref_path))
+        if "inputs" not in ref or "input_ids" not in ref["inputs"]:
+            continue
+        model = os.path.join(FIX, name)
+        adapter = None
+        if os.path.isdir(os.path.join(model, "adapter")):
+            adapter = os.path.join(model, "adapter")
+            model = os.path.join(FIX, "llama-tied")
+        if name == "minilm":
+            if not minilm:
+                continue
+            model = minilm
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            continue
+        ids, mask = ref["inputs"]["input_ids"][0], ref["inputs"].get("attention_mask", [[1] * 10**6])[0]
+        n = sum(1 for m in mask[: len(ids)] if m == 1)
+        row = ids[:n]
+        expect = {}
+        for key in ("logits", "last_hidden_state"):
+            if key in ref:
+                v = ref[key][0]
+                expect[key] = v[:n] if isinstance(v, list) and len(v) == len(ids) else v
+        out.append((name, model, adapter, row, expect))
+    return out
+
+
+def forward(bin_, backend, model, adapter, ids, extra):
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "out.json")
+        cmd = [bin_, "forward", "--backend", backend, "--model", model, "--ids", ",".join(map(str, ids)), "--out", path] + extra
+        if adapter:
+            cmd += ["--adapter", adapter]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            return None, p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"
+        o = json.load(open(path))
+        return {k: o[k][0] for k in ("logits", "last_hidden_state") if k in o}, None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--minilm", default=os.environ.get("LORTA_MINILM_DIR"))
+    ap.add_argument("--backends", default="ndarray,cuda,wgpu")
+    ap.add_argument("--tf32", action="store_true")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    runs = [(b, []) for b in a.backends.split(",")]
+    if a.tf32 and "cuda" in a.backends:
+        runs.append(("cuda", ["--tf32"]))
+    rows, bad = [], 0
+    for name, model, adapter, ids, expect in cases(a.minilm):
+        base = None
+        for backend, extra in runs:
+            got, err = forward(a.bin, backend, model, adapter, ids, extra)
+            label = backend + (" --tf32" if extra else "")
+            if got is None:
+                rows.append({"model": name, "backend": label, "error": err})
+                bad += 1
+                continue
+            if backend == "ndarray":
+                base = got
+            keys = [k for k in expect if k in got]
+            vs_ref = max((rel(got[k], expect[k]) for k in keys), default=float("nan"))
+            vs_nd = max((rel(got[k], base[k]) for k in keys if base and k in base), default=float("nan"))
+            ok = vs_ref <= TOL or extra  # --tf32 rows are informative
+            bad += 0 if ok else 1
+            rows.append({"model": name, "backend": label, "outputs": ",".join(keys), "max_rel_vs_hf": vs_ref,
+                         "max_rel_vs_ndarray": vs_nd, "within_1e-5": bool(vs_ref <= TOL)})
+    print("| model | backend | outputs | max rel vs HF | max rel vs ndarray | ≤ 1e-5 |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['model']} | {r['backend']} | error: {r['error'][:120]} | | | no |")
+        else:
+            print(f"| {r['model']} | {r['backend']} | {r['outputs']} | {r['max_rel_vs_hf']:.2e} | {r['max_rel_vs_ndarray']:.2e} | {'yes' if r['within_1e-5'] else 'no'} |")
+    if a.out:
+        json.dump(rows, open(a.out, "w"), indent=1)
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
