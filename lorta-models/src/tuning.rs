@@ -45,6 +45,26 @@ pub struct Tuning {
     pub head: HeadTuning,
     /// Seed of the host-side initialisers of adapters, prefixes, Houlsby adapters and new heads.
     pub seed: u64,
+    /// Dropout probability replacing every one of the checkpoint's (`None`: the checkpoint's
+    /// config.json values). Active only in training, see [`crate::dropout`].
+    #[serde(default)]
+    pub dropout: Option<f64>,
+    /// Token positions under prefix tuning (PEFT's convention by default).
+    #[serde(default)]
+    pub prefix_positions: PrefixPositions,
+}
+
+/// Where the tokens' positions start when `prefix_len = ℓ` key/value prefixes are prepended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixPositions {
+    /// As PEFT: the prefix acts as ℓ cached past tokens, so the first real token is at position
+    /// ℓ (RoPE angle ℓ in LLaMA, absolute position embedding ℓ in BERT; RoBERTa's padding-aware
+    /// ids shift by ℓ too).
+    #[default]
+    AfterPrefix,
+    /// Positions start at 0 as without a prefix.
+    FromZero,
 }
 
 impl Tuning {
