@@ -5,5 +5,6 @@ pub mod commands;
 pub mod glue;
 pub mod profile;
 pub mod report;
+pub mod runner;
 pub mod train;
 pub mod tables;

@@ -27,6 +27,8 @@ enum Command {
     Table1(commands::table::Args),
     /// The paper's Table 2 (GLUE, LoTR setting, params excl. classifier): --preset paper|quick|smoke.
     Table2(commands::table::Args),
+    /// Rank sweep: dev score vs trainable parameters, LoRA and LoRTA curves (--task, --ranks, --seeds).
+    Sweep(commands::sweep::Args),
     /// Download data: `fetch glue --tasks rte,mrpc`.
     Fetch(commands::fetch::Args),
 }
@@ -42,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => commands::train::run(a),
         Command::Table1(a) => commands::table::run("table1", a),
         Command::Table2(a) => commands::table::run("table2", a),
+        Command::Sweep(a) => commands::sweep::run(a),
         Command::Fetch(a) => commands::fetch::run(a),
     }
 }

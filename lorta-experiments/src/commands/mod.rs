@@ -6,4 +6,5 @@ pub mod merge;
 pub mod generate;
 pub mod train;
 pub mod table;
+pub mod sweep;
 pub mod fetch;

@@ -2,8 +2,8 @@
 //! decay, global-norm clipping, evaluation every epoch (or every N steps), checkpoint + resume,
 //! a JSON-lines log and a final `metrics.json`.
 //!
-//! Determinism: the shuffled order of epoch `e` depends only on (seed, e); the model has no
-//! dropout (lorta-models' classifier uses inference semantics); parameters, optimizer moments and
+//! Determinism: the shuffled order of epoch `e` depends only on (seed, e); dropout masks only on
+//! (seed, step) (`lorta_models::dropout::seed_step` before each step); parameters, optimizer moments and
 //! the position in the epoch are checkpointed exactly (f32), so a resumed run repeats the
 //! uninterrupted one bit for bit on the same backend.
 use std::collections::BTreeMap;
@@ -63,6 +63,9 @@ pub struct TrainConfig {
     pub eval_every: Option<usize>,
     /// Length bucketing: sort chunks of `k · batch_size` shuffled examples by length.
     pub bucket_chunks: Option<usize>,
+    /// Dropout probability replacing the checkpoint's (`None`: its config.json values).
+    #[serde(default)]
+    pub dropout: Option<f64>,
 }
 
 impl TrainConfig {
@@ -95,6 +98,11 @@ impl TrainConfig {
                 bail!("{flag} must be a finite non-negative number, got {v}");
             }
         }
+        if let Some(p) = self.dropout {
+            if !(0.0..1.0).contains(&p) {
+                bail!("--dropout must be in [0, 1), got {p}");
+            }
+        }
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
             bail!("--warmup-ratio must be in [0, 1], got {}", self.warmup_ratio);
         }
@@ -103,7 +111,7 @@ impl TrainConfig {
     }
 
     pub fn tuning(&self) -> Tuning {
-        Tuning { adapter: self.adapter.clone(), head: self.head, seed: self.seed, ..Default::default() }
+        Tuning { adapter: self.adapter.clone(), head: self.head, seed: self.seed, dropout: self.dropout, ..Default::default() }
     }
 }
 
@@ -378,6 +386,7 @@ pub fn train<B: AutodiffBackend>(
             let refs: Vec<&Encoded> = batches[bi].iter().map(|&i| &data.train[i]).collect();
             let batch = pad_batch(&refs, data.pad_id);
             let t = to_tensors::<B>(&batch, device);
+            lorta_models::dropout::seed_step::<B>(device, config.seed, state.global_step as u64);
             let logits = model.forward(t.input_ids, Some(t.attention_mask), Some(t.token_type_ids));
             let loss = loss_fn(logits, &batch.labels, device);
             let loss_value: f64 = loss.clone().into_scalar().elem();
