@@ -1,4 +1,10 @@
-//! Run-time backend selection (`--backend ndarray|wgpu|cuda`), each behind its cargo feature.
+//! Run-time backend selection (`--backend ndarray|wgpu|cuda`), each behind its cargo feature, and
+//! the options every GPU run shares ([`ComputeArgs`]: compute dtype, kernel cache, TF32).
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{bail, Result};
+use burn::tensor::DType;
 use clap::ValueEnum;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -80,6 +86,141 @@ pub fn memory_usage(kind: BackendKind) -> Option<(u64, u64)> {
             client.memory_usage().ok().map(|m| (m.bytes_in_use, m.bytes_reserved))
         }
         _ => None,
+    }
+}
+
+/// Options shared by the commands that train or run a model on a backend.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ComputeArgs {
+    /// Compute dtype of the frozen base model: f32, bf16 or f16. Trainable adapters, the task
+    /// head and the optimizer state stay in f32 (mixed precision). ndarray: f32 only.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Folder where compiled GPU kernels (CUDA PTX, wgpu SPIR-V) and autotune results are kept
+    /// between runs, so only the first run on a machine compiles them. Default:
+    /// $LORTA_KERNEL_CACHE, else $XDG_CACHE_HOME/lorta/kernels, else ~/.cache/lorta/kernels.
+    #[arg(long)]
+    pub kernel_cache: Option<PathBuf>,
+    /// CUDA: let f32 matmuls run as single TF32 tensor-core products (faster, ~1e-4 relative
+    /// error). Without it, f32 matmuls are accurate to ~1e-6 (split into bf16-exact high and low
+    /// parts: three TF32 products).
+    #[arg(long)]
+    pub tf32: bool,
+    /// Round padded sequence lengths up to a multiple of N, so a GPU sees few distinct shapes
+    /// (default: 16 on GPU backends, 1 on ndarray).
+    #[arg(long)]
+    pub pad_to_multiple: Option<usize>,
+}
+
+impl Default for ComputeArgs {
+    fn default() -> Self {
+        ComputeArgs { dtype: "f32".to_string(), kernel_cache: None, tf32: false, pad_to_multiple: None }
+    }
+}
+
+impl ComputeArgs {
+    /// The compute dtype (f32, bf16 or f16).
+    pub fn dtype(&self) -> Result<DType> {
+        match lorta_models::load::parse_dtype(&self.dtype) {
+            Some(d @ (DType::F32 | DType::BF16 | DType::F16)) => Ok(d),
+            _ => bail!("--dtype `{}`: expected f32, bf16 or f16", self.dtype),
+        }
+    }
+
+    pub fn pad_to_multiple(&self, kind: BackendKind) -> usize {
+        self.pad_to_multiple.unwrap_or(if kind == BackendKind::Ndarray { 1 } else { 16 }).max(1)
+    }
+
+    /// The kernel cache folder of `kind` (see `--kernel-cache`).
+    pub fn kernel_cache_dir(&self, kind: BackendKind) -> Option<PathBuf> {
+        if let Some(d) = &self.kernel_cache {
+            return Some(d.clone());
+        }
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let root = env("LORTA_KERNEL_CACHE")
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("lorta").join("kernels")))
+            .or_else(|| env("HOME").map(|d| d.join(".cache").join("lorta").join("kernels")))?;
+        Some(root.join(kind.name()))
+    }
+
+    /// Readies `kind` for a run in `dtype`: checks the combination, points the kernel caches at
+    /// their folder, sets the f32 matmul precision and checks that the device can be opened (a
+    /// clear error instead of a panic inside the runtime). Call before the first use of the
+    /// device; later calls in the same process only re-check.
+    pub fn prepare(&self, kind: BackendKind, dtype: DType) -> Result<()> {
+        if kind == BackendKind::Ndarray && !matches!(dtype, DType::F32 | DType::F64) {
+            bail!("--dtype {:?}: the ndarray backend computes in f32 only; use --dtype f32 or --backend cuda|wgpu", dtype);
+        }
+        static PREPARED: Mutex<Option<BackendKind>> = Mutex::new(None);
+        let mut done = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = *done {
+            if k != kind {
+                bail!("backend {} was already used in this process; one process runs one backend", k.name());
+            }
+            return Ok(());
+        }
+        lorta_models::nn::set_exact_f32_matmul(kind == BackendKind::Cuda && !self.tf32);
+        if kind != BackendKind::Ndarray {
+            if let Some(dir) = self.kernel_cache_dir(kind) {
+                set_kernel_cache(&dir)?;
+                if kind == BackendKind::Cuda && std::env::var_os("CUDA_CACHE_PATH").is_none() {
+                    // the driver's PTX → SASS cache, beside CubeCL's PTX cache
+                    std::env::set_var("CUDA_CACHE_PATH", dir.join("nv"));
+                    std::env::set_var("CUDA_CACHE_MAXSIZE", "4294967296");
+                }
+            }
+            probe_device(kind)?;
+        }
+        *done = Some(kind);
+        Ok(())
+    }
+}
+
+/// Opens the default device of `kind`, turning a runtime panic (no driver, no adapter) into an
+/// error that says what to install.
+pub fn probe_device(kind: BackendKind) -> Result<()> {
+    let open = move || -> Result<()> {
+        match kind {
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => {
+                use cubecl::Runtime;
+                let _ = cubecl::cuda::CudaRuntime::client(&Default::default());
+                Ok(())
+            }
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => {
+                use cubecl::Runtime;
+                let _ = cubecl::wgpu::WgpuRuntime::client(&Default::default());
+                Ok(())
+            }
+            BackendKind::Ndarray => Ok(()),
+            #[allow(unreachable_patterns)]
+            other => Err(other.feature_missing()),
+        }
+    };
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(open);
+    std::panic::set_hook(hook);
+    match result {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            let help = match kind {
+                BackendKind::Wgpu => {
+                    "wgpu needs a Vulkan loader and driver: install libvulkan1 plus a driver (the GPU vendor's, or \
+                     mesa-vulkan-drivers for the lavapipe CPU driver); with an NVIDIA driver outside the system paths \
+                     set VK_DRIVER_FILES to its nvidia_icd.json"
+                }
+                BackendKind::Cuda => "cuda needs an NVIDIA GPU and its driver (libcuda.so); check `nvidia-smi`",
+                BackendKind::Ndarray => "",
+            };
+            bail!("backend `{}`: no usable device ({}). {help}; or run with --backend ndarray", kind.name(), what.trim())
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! `sweep --preset smoke` end to end on lorta-models' tiny BERT fixture: every (method, rank)
-//! cell trains, the reports are written, and a rerun skips every finished cell.
+//! `sweep --preset smoke` end to end on lorta-models' tiny BERT fixture (every (method, rank) cell
+//! trains, the reports are written, a rerun skips every finished cell), and other CLI hardening:
+//! ragged GLUE rows are reported (warning + `data.json`), `profile` runs on ndarray without flags.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -55,4 +56,52 @@ fn sweep_smoke_writes_curves_and_rerun_skips() {
     let log = run_ok(&args.iter().filter(|a| *a != "--quiet").cloned().collect::<Vec<_>>());
     assert_eq!(log.matches("skipped").count(), 8, "{log}");
     assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), before);
+}
+
+#[test]
+fn ragged_rows_warn_and_are_counted_in_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let glue = tmp.path().join("glue");
+    std::fs::create_dir_all(glue.join("RTE")).unwrap();
+    for f in ["train.tsv", "dev.tsv"] {
+        std::fs::copy(fixture("tests/fixtures/glue/RTE").join(f), glue.join("RTE").join(f)).unwrap();
+    }
+    let train = glue.join("RTE/train.tsv");
+    let mut text = std::fs::read_to_string(&train).unwrap();
+    let ragged_line = text.lines().count() + 1;
+    text.push_str("99\ta\tstray\ttab\tentailment\n");
+    std::fs::write(&train, text).unwrap();
+    let out = tmp.path().join("run");
+    let args: Vec<String> = ["train", "--task", "rte", "--method", "lora", "--rank", "2", "--max-steps", "1", "--batch-size", "2", "--max-seq-len", "16", "--quiet"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "--model".into(),
+            fixture("../lorta-models/tests/fixtures/bert-tiny").display().to_string(),
+            "--glue-dir".into(),
+            glue.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ])
+        .collect();
+    let log = run_ok(&args);
+    let warning = format!("skipped 1 row(s) (line {ragged_line})");
+    assert_eq!(log.matches(&warning).count(), 1, "one warning for the file expected:\n{log}");
+    assert!(log.contains(&train.display().to_string()), "{log}");
+    let data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("data.json")).unwrap()).unwrap();
+    assert_eq!(data["skipped_rows_total"], 1);
+    assert_eq!(data["skipped_rows"][0]["lines"], serde_json::json!([ragged_line]));
+}
+
+#[test]
+fn profile_runs_on_ndarray_with_default_dtype_and_reports_rss() {
+    let args: Vec<String> = ["profile", "--model", "llama-tiny", "--methods", "lora", "--ranks", "2", "--steps", "1", "--warmup", "0", "--json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let log = run_ok(&args);
+    let row: serde_json::Value = log.lines().find_map(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| panic!("no JSON row in\n{log}"));
+    assert_eq!(row["dtype"], "F32", "{row}");
+    assert!(row["memory_measure"].as_str().unwrap().starts_with("process peak RSS growth"), "{row}");
+    assert!(row["peak_memory_bytes"].is_u64(), "{row}");
 }

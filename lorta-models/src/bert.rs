@@ -497,7 +497,13 @@ impl<B: Backend> BertForSequenceClassification<B> {
             }
             None => fresh(num_labels, out_train, &mut rng),
         };
-        let dense = HeadDense::new(dense, if tuning.full { HeadTuning::Full } else { tuning.head }, &mut rng, dtype, &device);
+        let mut dense = HeadDense::new(dense, if tuning.full { HeadTuning::Full } else { tuning.head }, &mut rng, dtype, &device);
+        let mut out = out;
+        if let Some(t) = tuning.trainable_dtype.filter(|&t| t != dtype) {
+            // mixed precision: the whole head (frozen parts too) computes in the trainable dtype
+            dense = crate::tuning::cast_module(dense, t);
+            out = crate::tuning::cast_module(out, t);
+        }
         let classifier_dropout = DropoutConfig::default().with_override(tuning.dropout)?.classifier;
         Ok(BertForSequenceClassification { encoder, dense, out, num_labels, classifier_dropout })
     }
@@ -561,7 +567,7 @@ impl<B: Backend> BertForSequenceClassification<B> {
     /// The head on a last hidden state.
     pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
         let p = self.classifier_dropout;
-        let mut x = first_token(hidden);
+        let mut x = crate::nn::downcast(first_token(hidden), self.out.weight.val().dtype());
         if self.encoder.config.flavor == EncoderFlavor::Roberta {
             x = dropout(x, p);
         }

@@ -553,7 +553,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 let [b, s, d] = hidden.dims();
                 let w = self.model.embed_tokens.val();
                 let v = w.dims()[0];
-                hidden.reshape([b * s, d]).matmul(w.transpose()).reshape([b, s, v])
+                crate::nn::matmul(hidden.reshape([b * s, d]), w.transpose()).reshape([b, s, v])
             }
         }
     }

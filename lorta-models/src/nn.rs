@@ -111,6 +111,40 @@ impl<'a, B: Backend> Builder<'a, B> {
     }
 }
 
+static EXACT_F32_MATMUL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`matmul`] accurate in f32 on backends whose f32 matmul runs on TF32 tensor cores
+/// (burn 0.21's CUDA backend does, with no switch: ~1e-4 relative error). Process-wide.
+pub fn set_exact_f32_matmul(on: bool) {
+    EXACT_F32_MATMUL.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn exact_f32_matmul() -> bool {
+    EXACT_F32_MATMUL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `a·b`; with [`set_exact_f32_matmul`] on and f32 operands, every operand is split into a
+/// bf16-exact high part and the remainder (`a = a_hi + a_lo`) and the product is
+/// `a_hi·b_hi + a_hi·b_lo + a_lo·b_hi`: the high parts pass TF32 rounding unchanged, the
+/// remainders lose ~2⁻¹¹ of their own size, so the result is accurate to ~1e-6 instead of ~1e-4.
+/// The correction is added without gradient: backward costs one TF32 product as usual.
+pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    if a.dtype() != DType::F32 || !exact_f32_matmul() {
+        return a.matmul(b);
+    }
+    let split = |x: Tensor<B, D>| {
+        let hi = x.clone().cast(FloatDType::BF16).cast(FloatDType::F32);
+        let lo = x - hi.clone();
+        (hi, lo)
+    };
+    let fast = a.clone().matmul(b.clone());
+    let (a_hi, a_lo) = split(a.detach());
+    let (b_hi, b_lo) = split(b.detach());
+    let exact = a_hi.clone().matmul(b_hi.clone()) + a_hi.matmul(b_lo) + a_lo.matmul(b_hi);
+    let correction = exact - fast.clone().detach();
+    fast + correction
+}
+
 /// `y = x·Wᵀ + b` with `W: [out, in]` (PyTorch layout).
 #[derive(Module, Debug)]
 pub struct HfLinear<B: Backend> {
@@ -126,7 +160,7 @@ impl<B: Backend> HfLinear<B> {
         self.weight.val().dims()[0]
     }
     pub fn forward2(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let y = x.matmul(self.weight.val().transpose());
+        let y = matmul(x, self.weight.val().transpose());
         match &self.bias {
             Some(b) => y + b.val().unsqueeze_dim(0),
             None => y,
@@ -287,14 +321,14 @@ pub fn attention_dropout<B: Backend>(
     let [b, h, sq, dh] = q.dims();
     let sk = k.dims()[2];
     let dtype = q.dtype();
-    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
+    let scores = matmul(q, k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
     let scores = upcast(scores);
     let scores = match mask {
         Some(m) => scores.mask_fill(m.expand([b, h, sq, sk]), MASK_VALUE),
         None => scores,
     };
     let probs = crate::dropout::dropout(downcast(softmax(scores, 3), dtype), p);
-    probs.matmul(v)
+    matmul(probs, v)
 }
 
 /// `[b, s, h·dh] → [b, h, s, dh]`.

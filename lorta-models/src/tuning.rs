@@ -52,6 +52,11 @@ pub struct Tuning {
     /// Token positions under prefix tuning (PEFT's convention by default).
     #[serde(default)]
     pub prefix_positions: PrefixPositions,
+    /// Mixed precision: the dtype of the fresh adapter set and of the task head when it differs
+    /// from the compute dtype (f32 adapters and head on a bf16/f16 base, as PEFT's
+    /// `autocast_adapter_dtype` does). `None`: everything in the compute dtype.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable_dtype: Option<DType>,
 }
 
 /// Where the tokens' positions start when `prefix_len = ℓ` key/value prefixes are prepended.
@@ -87,12 +92,16 @@ impl Tuning {
         self.seed = seed;
         self
     }
-    /// The fresh adapter set, cast to the compute dtype.
+    /// The fresh adapter set, cast to the compute dtype (or to [`Self::trainable_dtype`]).
     pub fn init_adapter<B: Backend>(&self, shape: &ModelShape, dtype: DType, device: &B::Device) -> Result<Option<AdapterSet<B>>> {
         match &self.adapter {
             None => Ok(None),
-            Some(c) => Ok(Some(cast_module(c.init::<B>(shape, self.seed, device)?, dtype))),
+            Some(c) => Ok(Some(cast_module(c.init::<B>(shape, self.seed, device)?, self.trainable_dtype.unwrap_or(dtype)))),
         }
+    }
+    pub fn with_trainable_dtype(mut self, dtype: Option<DType>) -> Self {
+        self.trainable_dtype = dtype;
+        self
     }
 }
 

@@ -20,8 +20,8 @@ pub mod vera;
 #[cfg(test)]
 mod tests;
 
-use burn::module::Module;
-use burn::tensor::{backend::Backend, Tensor};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{backend::Backend, DType, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -299,19 +299,71 @@ impl<B: Backend> AdapterSet<B> {
     }
 }
 
+/// Casts `x` to `dtype` when it differs (mixed precision: a half-precision base with f32 adapters).
+fn to_dtype<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+    if x.dtype() == dtype {
+        x
+    } else {
+        x.cast(dtype)
+    }
+}
+
+impl<B: Backend> AdapterSet<B> {
+    /// The dtype of the adapter's parameters (that of its first float parameter; f32 if none).
+    pub fn dtype(&self) -> DType {
+        struct First(Option<DType>);
+        impl<B: Backend> ModuleVisitor<B> for First {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                if self.0.is_none() {
+                    self.0 = Some(param.val().dtype());
+                }
+            }
+        }
+        let mut v = First(None);
+        self.visit(&mut v);
+        v.0.unwrap_or(DType::F32)
+    }
+}
+
+/// Every map casts its inputs to the adapter's dtype and its result back to the base's: a frozen
+/// base in bf16/f16 with adapters in f32 computes the update in f32 and adds it in f32 before
+/// rounding (what PEFT does with `autocast_adapter_dtype`).
 impl<B: Backend> AdapterStep<'_, B> {
+    /// The dtype the adapter computes in.
+    pub fn dtype(&self) -> DType {
+        match self {
+            AdapterStep::Lorta(l) => l.dtype(),
+            AdapterStep::Plain(a) => a.dtype(),
+        }
+    }
+
     /// [`Self::adapt_output`] for several sites that read the same `x` (Q, K, V): LoRTA projects
     /// `x` onto its shared input factor once for all of them; other methods go site by site.
     pub fn adapt_outputs(&self, sites: &[Site], x: Tensor<B, 2>, bases: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
         match self {
             AdapterStep::Lorta(l) => {
-                l.deltas(sites, x).into_iter().zip(bases).map(|(d, base)| match d {
-                    Some(d) => base + d,
-                    None => base,
-                }).collect()
+                let dt = l.dtype();
+                l.deltas(sites, to_dtype(x, dt))
+                    .into_iter()
+                    .zip(bases)
+                    .map(|(d, base)| match d {
+                        Some(d) => {
+                            let out = base.dtype();
+                            to_dtype(to_dtype(base, dt) + d, out)
+                        }
+                        None => base,
+                    })
+                    .collect()
             }
-            AdapterStep::Plain(a) => sites.iter().zip(bases).map(|(&site, base)| a.adapt_output(site, x.clone(), base)).collect(),
+            AdapterStep::Plain(a) => sites.iter().zip(bases).map(|(&site, base)| self.plain_output(a, site, x.clone(), base)).collect(),
         }
+    }
+    fn plain_output(&self, a: &AdapterSet<B>, site: Site, x: Tensor<B, 2>, base: Tensor<B, 2>) -> Tensor<B, 2> {
+        if !a.adapts(site) {
+            return base;
+        }
+        let (dt, out) = (a.dtype(), base.dtype());
+        to_dtype(a.adapt_output(site, to_dtype(x, dt), to_dtype(base, dt)), out)
     }
     pub fn adapts(&self, site: Site) -> bool {
         match self {
@@ -322,16 +374,27 @@ impl<B: Backend> AdapterStep<'_, B> {
     pub fn scale_input(&self, site: Site, x: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
             AdapterStep::Lorta(_) => x,
+            // only IA3 scales inputs: skip the casts for the others
+            AdapterStep::Plain(a @ AdapterSet::Ia3(_)) => {
+                let (dt, out) = (a.dtype(), x.dtype());
+                to_dtype(a.scale_input(site, to_dtype(x, dt)), out)
+            }
             AdapterStep::Plain(a) => a.scale_input(site, x),
         }
     }
     pub fn adapt_output(&self, site: Site, x: Tensor<B, 2>, base: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
-            AdapterStep::Lorta(l) => match l.delta(site, x) {
-                Some(d) => base + d,
-                None => base,
-            },
-            AdapterStep::Plain(a) => a.adapt_output(site, x, base),
+            AdapterStep::Lorta(l) => {
+                let dt = l.dtype();
+                match l.delta(site, to_dtype(x, dt)) {
+                    Some(d) => {
+                        let out = base.dtype();
+                        to_dtype(to_dtype(base, dt) + d, out)
+                    }
+                    None => base,
+                }
+            }
+            AdapterStep::Plain(a) => self.plain_output(a, site, x, base),
         }
     }
     pub fn adapt_output3(&self, site: Site, x: Tensor<B, 3>, base: Tensor<B, 3>) -> Tensor<B, 3> {
@@ -340,9 +403,7 @@ impl<B: Backend> AdapterStep<'_, B> {
         self.adapt_output(site, x.reshape([b * s, i]), base.reshape([b * s, o])).reshape([b, s, o])
     }
     pub fn scale_input3(&self, site: Site, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        match self {
-            AdapterStep::Lorta(_) => x,
-            AdapterStep::Plain(a) => a.scale_input3(site, x),
-        }
+        let [b, s, i] = x.dims();
+        self.scale_input(site, x.reshape([b * s, i])).reshape([b, s, i])
     }
 }

@@ -40,6 +40,8 @@ pub struct Args {
     pub glue_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub compute: crate::backend::ComputeArgs,
     /// Retrain cells that already have results.
     #[arg(long)]
     pub force: bool,
@@ -61,6 +63,7 @@ pub fn run(a: Args) -> Result<()> {
         tasks,
         seeds: a.seeds,
         backend: a.backend,
+        compute: a.compute,
         force: a.force,
         skip_missing: false,
         quiet: a.quiet,

@@ -32,6 +32,8 @@ pub struct Args {
     pub seeds: Option<Vec<u64>>,
     #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub compute: crate::backend::ComputeArgs,
     /// Retrain cells that already have results.
     #[arg(long)]
     pub force: bool,
@@ -60,6 +62,7 @@ pub fn run(table: &str, a: Args) -> Result<()> {
         tasks,
         seeds: a.seeds,
         backend: a.backend,
+        compute: a.compute,
         force: a.force,
         skip_missing: a.skip_missing,
         quiet: a.quiet,

@@ -82,6 +82,20 @@ pub struct Args {
     pub dropout: Option<f64>,
     #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub compute: crate::backend::ComputeArgs,
+    /// Read the training loss back from the device every N steps (GPU: avoids a host sync per
+    /// step; the logged means are the same).
+    #[arg(long, default_value_t = crate::train::fit::DEFAULT_LOSS_EVERY)]
+    pub loss_every: usize,
+    /// Measurement: wait for the device after each step and record step times in run.json
+    /// (median after 5 warm-up steps). Slows GPU training slightly.
+    #[arg(long)]
+    pub time_steps: bool,
+    /// Random weights from the checkpoint's config.json (timing runs on an architecture whose
+    /// weights are not at hand); the tokenizer still comes from the folder.
+    #[arg(long)]
+    pub random_weights: bool,
     /// Continue from `OUT/checkpoint.safetensors` (same settings required).
     #[arg(long)]
     pub resume: bool,
@@ -208,14 +222,24 @@ pub fn build_config(a: &Args) -> Result<TrainConfig> {
         eval_every: a.eval_every,
         bucket_chunks: a.bucket,
         dropout: a.dropout,
+        dtype: a.compute.dtype()?,
+        pad_to_multiple: a.compute.pad_to_multiple(a.backend),
+        random_weights: a.random_weights,
     };
     c.validate()?;
     Ok(c)
 }
 
 /// Trains one configuration on the chosen backend (data loaded here).
-pub fn run_config(config: &TrainConfig, backend: BackendKind, out: &Path, opts: &RunOptions) -> Result<Option<crate::train::RunMetrics>> {
+pub fn run_config(
+    config: &TrainConfig,
+    backend: BackendKind,
+    compute: &crate::backend::ComputeArgs,
+    out: &Path,
+    opts: &RunOptions,
+) -> Result<Option<crate::train::RunMetrics>> {
     let task = config.task()?;
+    compute.prepare(backend, config.dtype)?;
     let data = load_task(
         &config.glue_dir,
         task,
@@ -253,8 +277,9 @@ pub fn run(a: Args) -> Result<()> {
     let task: GlueTask = a.task.parse()?;
     stop_if_missing(&missing_inputs(&a.model, a.glue_dir.as_deref(), &[task]))?;
     let config = build_config(&a)?;
-    let opts = RunOptions { resume: a.resume, save_every: a.save_every, quiet: a.quiet, stop_after: a.stop_after };
-    match run_config(&config, a.backend, &a.out, &opts)? {
+    let opts =
+        RunOptions { resume: a.resume, save_every: a.save_every, quiet: a.quiet, stop_after: a.stop_after, loss_every: a.loss_every, time_steps: a.time_steps };
+    match run_config(&config, a.backend, &a.compute, &a.out, &opts)? {
         Some(m) => {
             let base = m.majority_baseline.map(|b| format!(", majority baseline {b:.4}")).unwrap_or_default();
             println!(

@@ -58,12 +58,19 @@ pub struct Batch {
 /// `token_type_ids` differs in length from its `input_ids` (both are
 /// programming errors upstream).
 pub fn pad_batch(examples: &[&Encoded], pad_id: u32) -> Batch {
+    pad_batch_to(examples, pad_id, 1)
+}
+
+/// [`pad_batch`] with the padded length rounded up to a multiple of `multiple`: GPU backends
+/// compile kernels per shape, so few distinct lengths mean few compilations.
+pub fn pad_batch_to(examples: &[&Encoded], pad_id: u32, multiple: usize) -> Batch {
     let batch = examples.len();
-    let seq_len = examples
+    let longest = examples
         .iter()
         .map(|e| e.input_ids.len())
         .max()
         .unwrap_or(0);
+    let seq_len = longest.div_ceil(multiple.max(1)) * multiple.max(1);
     let mut input_ids = vec![pad_id as i64; batch * seq_len];
     let mut attention_mask = vec![0i64; batch * seq_len];
     let mut token_type_ids = vec![0i64; batch * seq_len];
@@ -363,5 +370,17 @@ mod tests {
             label: Label::Score(1.0),
         };
         pad_batch(&[&a, &b], 0);
+    }
+
+    #[test]
+    fn padding_to_a_multiple_masks_the_extra_positions() {
+        let a = Encoded { input_ids: vec![5, 6, 7], token_type_ids: vec![], label: Label::Class(1) };
+        let b = Encoded { input_ids: vec![8], token_type_ids: vec![], label: Label::Class(0) };
+        let p = pad_batch_to(&[&a, &b], 1, 16);
+        assert_eq!((p.batch, p.seq_len), (2, 16));
+        assert_eq!(p.attention_mask.iter().sum::<i64>(), 4);
+        assert_eq!(&p.input_ids[..4], &[5, 6, 7, 1]);
+        assert_eq!(pad_batch_to(&[&a, &b], 1, 1).seq_len, 3);
+        assert_eq!(pad_batch_to(&[&a], 1, 3).seq_len, 3);
     }
 }

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use batch::{
-    epoch_batches, epoch_order, epoch_padded, epoch_rng, pad_batch, Batch, BatchConfig,
+    epoch_batches, epoch_order, epoch_padded, epoch_rng, pad_batch, pad_batch_to, Batch, BatchConfig,
     BatchLabels, Encoded,
 };
 pub use data::{

@@ -195,6 +195,9 @@ pub fn cells(table: &TableConfig, preset: &Preset, tasks: &[GlueTask], model: &P
                     eval_every: preset.eval_every,
                     bucket_chunks: preset.bucket_chunks,
                     dropout: preset.dropout,
+                    dtype: burn::tensor::DType::F32,
+                    pad_to_multiple: 1,
+                    random_weights: false,
                 };
                 out.push(Cell { method_index: mi, task, seed, config });
             }

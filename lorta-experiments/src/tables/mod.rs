@@ -29,6 +29,8 @@ pub struct TableRun {
     pub tasks: Option<Vec<GlueTask>>,
     pub seeds: Option<Vec<u64>>,
     pub backend: BackendKind,
+    /// Compute dtype and GPU options.
+    pub compute: crate::backend::ComputeArgs,
     pub force: bool,
     pub skip_missing: bool,
     pub quiet: bool,
@@ -115,7 +117,11 @@ pub fn run_grid(table: &TableConfig, r: &TableRun) -> Result<Grid> {
     }
     let model = lorta_models::hub::resolve_model_dir(&model_name)?;
     let gdir = glue::resolve_glue_dir(glue_dir.as_deref(), available[0])?;
-    let all = cells(table, &preset_used, &available, &model, &gdir)?;
+    let mut all = cells(table, &preset_used, &available, &model, &gdir)?;
+    for c in &mut all {
+        c.config.dtype = r.compute.dtype()?;
+        c.config.pad_to_multiple = r.compute.pad_to_multiple(r.backend);
+    }
     std::fs::create_dir_all(&r.out).with_context(|| format!("creating {}", r.out.display()))?;
 
     // Settings actually used, before training (so an interrupted table still documents itself).
@@ -145,7 +151,7 @@ pub fn run_grid(table: &TableConfig, r: &TableRun) -> Result<Grid> {
             config: c.config.clone(),
         })
         .collect();
-    let metrics = train_glue_cells(&grid, r.backend, &RunnerOptions { force: r.force, quiet: r.quiet })?;
+    let metrics = train_glue_cells(&grid, r.backend, &r.compute, &RunnerOptions { force: r.force, quiet: r.quiet })?;
     let results: Vec<CellResult> = all
         .iter()
         .zip(grid)
@@ -157,7 +163,12 @@ pub fn run_grid(table: &TableConfig, r: &TableRun) -> Result<Grid> {
 
 /// Trains GLUE cells through the generic runner (finished cells skipped, interrupted ones resumed
 /// from their checkpoint); used by the tables and the rank sweep.
-pub fn train_glue_cells(cells: &[runner::Cell<TrainConfig>], backend: BackendKind, opts: &RunnerOptions) -> Result<Vec<RunMetrics>> {
+pub fn train_glue_cells(
+    cells: &[runner::Cell<TrainConfig>],
+    backend: BackendKind,
+    compute: &crate::backend::ComputeArgs,
+    opts: &RunnerOptions,
+) -> Result<Vec<RunMetrics>> {
     runner::run_cells(cells, opts, |cell, resume| {
         // A run that wrote metrics.json but stopped before the runner recorded it.
         if resume {
@@ -166,7 +177,7 @@ pub fn train_glue_cells(cells: &[runner::Cell<TrainConfig>], backend: BackendKin
             }
         }
         let run_opts = RunOptions { resume, quiet: opts.quiet, ..Default::default() };
-        let m = run_config(&cell.config, backend, &cell.dir, &run_opts)?.context("run stopped early")?;
+        let m = run_config(&cell.config, backend, compute, &cell.dir, &run_opts)?.context("run stopped early")?;
         if !opts.quiet {
             eprintln!("{} {}: {} {:.4}", cell.name, cell.dir.display(), m.main_metric, m.best.score);
         }

@@ -1,6 +1,6 @@
 //! Checkpoints: one safetensors file holding the trainable parameters (`param.<path>`), the
 //! optimizer moments (`adamw.{m,v}.<path>`) and, in its metadata under `state`, the JSON
-//! [`TrainState`](super::TrainState) (step, epoch, position in the epoch's shuffled order,
+//! [`FitState`](super::fit::FitState) (step, epoch, position in the epoch's shuffled order,
 //! metrics so far, optimizer step counts, the settings it was trained with). Written
 //! atomically, so a run killed at any moment leaves either the previous or the new checkpoint.
 use std::collections::{BTreeMap, HashMap};

@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{DType, ElementConversion, FloatDType, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// AdamW hyper-parameters shared by all groups.
@@ -71,26 +71,47 @@ impl PathStack {
     }
 }
 
-/// Squared global L2 norm of all gradients of the model's parameters.
+/// Squared global L2 norm of all gradients of the model's parameters, summed on the device.
 struct NormVisitor<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
-    sum_sq: f64,
-    _b: std::marker::PhantomData<B>,
+    sum_sq: Option<Tensor<B::InnerBackend, 1>>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            self.sum_sq += g.square().sum().into_scalar().elem::<f64>();
+            let n = g.shape().num_elements();
+            let s = to_f32(g.reshape([n])).square().sum();
+            self.sum_sq = Some(match self.sum_sq.take() {
+                Some(acc) => acc + s,
+                None => s,
+            });
         }
     }
 }
 
-/// Global gradient norm of `model`'s parameters (those that received a gradient).
-pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, grads: &GradientsParams) -> f64 {
-    let mut v = NormVisitor::<B> { grads, sum_sq: 0.0, _b: std::marker::PhantomData };
+fn to_f32<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
+    if x.dtype() == DType::F32 {
+        x
+    } else {
+        x.cast(FloatDType::F32)
+    }
+}
+
+/// Global gradient norm of `model`'s parameters (those that received a gradient), as a
+/// one-element tensor on the device (no host synchronisation); `None` without gradients.
+pub fn global_grad_norm_device<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &GradientsParams,
+) -> Option<Tensor<B::InnerBackend, 1>> {
+    let mut v = NormVisitor::<B> { grads, sum_sq: None };
     model.visit(&mut v);
-    v.sum_sq.sqrt()
+    v.sum_sq.map(|s| s.sqrt())
+}
+
+/// Global gradient norm of `model`'s parameters, read back to the host.
+pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, grads: &GradientsParams) -> f64 {
+    global_grad_norm_device::<B, M>(model, grads).map_or(0.0, |n| n.into_scalar().elem::<f64>())
 }
 
 /// `clip_grad_norm_`'s coefficient: `max_norm / (norm + 1e-6)` when that is below 1, else 1.
@@ -105,7 +126,8 @@ struct StepMapper<'a, B: AutodiffBackend, F: Fn(&str) -> GroupLr> {
     opt: &'a mut AdamW<B::InnerBackend>,
     grads: &'a mut GradientsParams,
     group: &'a F,
-    scale: f64,
+    /// Clipping coefficient (one element, on the device); `None`: no clipping.
+    scale: Option<Tensor<B::InnerBackend, 1>>,
     path: PathStack,
 }
 
@@ -128,8 +150,13 @@ impl<B: AutodiffBackend, F: Fn(&str) -> GroupLr> ModuleMapper<B> for StepMapper<
         let shape = inner.shape();
         let n = shape.num_elements();
         let device = inner.device();
-        let grad = grad.reshape([n]);
-        let grad = if self.scale != 1.0 { grad.mul_scalar(self.scale) } else { grad };
+        // Moments and the update in f32 whatever the parameter's dtype (mixed precision).
+        let param_dtype = inner.dtype();
+        let grad = to_f32(grad.reshape([n]));
+        let grad = match &self.scale {
+            Some(s) => grad.mul(s.clone()),
+            None => grad,
+        };
         let c = self.opt.config;
         let st = self.opt.state.remove(&path).unwrap_or_else(|| Moments {
             m: Tensor::zeros([n], &device),
@@ -141,12 +168,13 @@ impl<B: AutodiffBackend, F: Fn(&str) -> GroupLr> ModuleMapper<B> for StepMapper<
         let v = st.v.mul_scalar(c.beta2).add(grad.square().mul_scalar(1.0 - c.beta2));
         let bc1 = 1.0 - c.beta1.powi(t as i32);
         let bc2 = 1.0 - c.beta2.powi(t as i32);
-        let mut p = inner.reshape([n]);
+        let mut p = to_f32(inner.reshape([n]));
         if g.weight_decay != 0.0 {
             p = p.mul_scalar(1.0 - g.lr * g.weight_decay);
         }
         let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(c.eps);
         let p = p - m.clone().div(denom).mul_scalar(g.lr / bc1);
+        let p = if param_dtype == DType::F32 { p } else { p.cast(param_dtype) };
         self.opt.state.insert(path, Moments { m, v, t });
         let mut out = Tensor::<B, D>::from_inner(p.reshape(shape));
         if require_grad {
@@ -162,25 +190,34 @@ impl<B: Backend> AdamW<B> {
     }
 
     /// One step over every parameter of `model` that has a gradient in `grads`. `group` maps a
-    /// parameter's module path to its learning rate and weight decay; gradients are first scaled
-    /// so that their global norm is at most `max_grad_norm`. Returns the model and the global
-    /// gradient norm before clipping.
+    /// parameter's module path to its learning rate and weight decay; with `max_grad_norm`,
+    /// gradients are first scaled so that their global norm is at most that
+    /// (`clip_grad_norm_`'s `max_norm / (norm + 1e-6)`, computed on the device: no host
+    /// synchronisation). Returns the model and, when clipping, the global gradient norm before
+    /// clipping (on the device).
     pub fn step<AB, M, F>(
         &mut self,
         model: M,
         mut grads: GradientsParams,
         group: &F,
         max_grad_norm: Option<f64>,
-    ) -> (M, f64)
+    ) -> (M, Option<Tensor<B, 1>>)
     where
         AB: AutodiffBackend<InnerBackend = B>,
         M: AutodiffModule<AB>,
         F: Fn(&str) -> GroupLr,
     {
-        let norm = global_grad_norm::<AB, M>(&model, &grads);
-        let scale = clip_coefficient(norm, max_grad_norm);
-        let mut mapper =
-            StepMapper::<AB, F> { opt: self, grads: &mut grads, group, scale, path: PathStack::default() };
+        let (norm, scale) = match max_grad_norm {
+            Some(max) if max > 0.0 => match global_grad_norm_device::<AB, M>(&model, &grads) {
+                Some(norm) => {
+                    let scale = norm.clone().add_scalar(1e-6).recip().mul_scalar(max).clamp_max(1.0);
+                    (Some(norm), Some(scale))
+                }
+                None => (None, None),
+            },
+            _ => (None, None),
+        };
+        let mut mapper = StepMapper::<AB, F> { opt: self, grads: &mut grads, group, scale, path: PathStack::default() };
         (model.map(&mut mapper), norm)
     }
 
@@ -425,6 +462,7 @@ mod tests {
         // the clipped gradient: m = 0.1 · g · coef.
         let mut opt = AdamW::<crate::backend::NdArray>::new(AdamWConfig::default());
         let (_, norm) = opt.step::<TB, _, _>(model, grads, &|_: &str| GroupLr { lr: 0.1, weight_decay: 0.0 }, Some(1.0));
+        let norm = norm.expect("clipping reports the norm").into_scalar().elem::<f64>();
         assert!((norm - 38f64.sqrt()).abs() < 1e-5);
         let (t, _) = opt.to_tensors();
         let m: Vec<f32> = t["adamw.m.w"].to_vec().unwrap();

@@ -414,6 +414,10 @@ impl<B: Backend> Lorta<B> {
 }
 
 impl<B: Backend> LortaStep<B> {
+    /// The dtype the factors are stored (and the update computed) in.
+    pub fn dtype(&self) -> burn::tensor::DType {
+        self.k.dtype()
+    }
     pub fn adapts(&self, site: Site) -> bool {
         site.layer < self.layers && self.kinds.contains(&site.kind)
     }
