@@ -4,7 +4,8 @@ for the Rust tests in lorta-models/tests.
 
 Run from the workspace root:
 
-    python3 scripts/make_fixtures.py
+    python3 scripts/make_fixtures.py          # all fixtures
+    python3 scripts/make_fixtures.py prefix   # only the prefix-tuning one
 
 Writes into lorta-models/tests/fixtures/<name>/ (HF-layout folders with
 config.json + model.safetensors, float32 unless noted) plus reference.json.
@@ -778,9 +779,71 @@ def make_minilm():
     if tmp:
         shutil.rmtree(tmp)
 
+# ----------------------------------------------------------------------------
+# 8. prefix tuning (PEFT) on llama-tied
+# ----------------------------------------------------------------------------
+PREFIX_LEN = 3
+
+
+def peft_prefix(base, task_type, seed):
+    """PEFT prefix tuning (no projection) on `base` with prompt embeddings ~ N(0, 0.5); returns the
+    PeftModel and the per-layer keys / values [L][l][d_kv] as PEFT's get_prompt lays them out."""
+    torch.manual_seed(seed)
+    cfg = peft.PrefixTuningConfig(task_type=task_type, num_virtual_tokens=PREFIX_LEN)
+    pm = peft.get_peft_model(base, cfg)
+    emb = pm.prompt_encoder["default"].embedding.weight
+    with torch.no_grad():
+        emb.copy_(0.5 * torch.randn_like(emb))
+    pm.eval()
+    n_layers = base.config.num_hidden_layers
+    # get_prompt: view(batch, l, 2L, kv_heads, head_dim).permute(2, 0, 3, 1, 4).split(2)
+    # -> layer i: keys from slot 2i, values from slot 2i+1.
+    e = emb.detach().view(PREFIX_LEN, 2 * n_layers, -1)
+    keys = [rnd(e[:, 2 * i, :]) for i in range(n_layers)]
+    values = [rnd(e[:, 2 * i + 1, :]) for i in range(n_layers)]
+    return pm, keys, values
+
+
+def make_prefix():
+    name = "prefix"
+    out = os.path.join(FIX, name)
+    fresh_dir(out)
+    ref = {
+        "meta": meta(
+            "PEFT prefix tuning (PrefixTuningConfig, num_virtual_tokens = prefix_len, no projection), prompt "
+            "embeddings ~ N(0, 0.5) under the given seed. keys/values[layer] = [prefix_len, d_kv] in PEFT's "
+            "get_prompt layout (embedding.view(prefix_len, 2L, d_kv)[:, 2*layer] and [:, 2*layer+1]). PEFT passes "
+            "them as past_key_values and prepends prefix_len ones to the attention mask, so the real tokens sit at "
+            "positions prefix_len.. (their RoPE angles). "
+            + NOTE_CAUSAL
+        ),
+        "prefix_len": PREFIX_LEN,
+    }
+
+    # LLaMA (llama-tied), causal LM logits on the shared batch.
+    base = load_llama(os.path.join(FIX, "llama-tied"))
+    base_logits = llama_logits(base)
+    pm, keys, values = peft_prefix(base, "CAUSAL_LM", 1009)
+    with torch.no_grad():
+        ids, mask = llama_batch()
+        logits = pm(input_ids=ids, attention_mask=mask).logits
+    assert (logits - base_logits).abs().max().item() > 1e-3
+    ref["llama"] = {"base": "../llama-tied", "inputs": llama_inputs(), "keys": keys, "values": values, "logits": rnd(logits)}
+
+    # BERT / RoBERTa: transformers 5 encoders take no past_key_values, so PEFT refuses prefix
+    # tuning on them ("Model does not support past key values which are required for prefix
+    # tuning"); there is no reference to record here. Under transformers 4.x the same prefix made
+    # the encoders' position ids start at past_key_values_length = prefix_len.
+    write_json(os.path.join(out, "reference.json"), ref)
+
 
 def main():
     os.makedirs(FIX, exist_ok=True)
+    if sys.argv[1:] == ["prefix"]:
+        # only the prefix-tuning fixture (needs the llama-tied fixture)
+        make_prefix()
+        print("fixtures written to", FIX)
+        return
     make_bert_tiny()
     make_roberta_cls()
     make_llama_gqa()
@@ -790,6 +853,7 @@ def main():
     make_llama_ia3()
     make_llama_vera()
     make_minilm()
+    make_prefix()
     print("fixtures written to", FIX)
 
 

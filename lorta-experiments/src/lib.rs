@@ -9,6 +9,7 @@ pub mod instruct;
 pub mod preference;
 pub mod protein;
 pub mod report;
+pub mod runner;
 pub mod superglue;
 pub mod train;
 pub mod tables;

@@ -38,6 +38,8 @@ enum Command {
     /// Protein folding (the paper's ESMFold experiment): LoRA / LoRTA / full training of the
     /// folding trunk, contact precision on PSICOV-150, loss curves; --profile times steps.
     Fold(commands::fold::Args),
+    /// Rank sweep: dev score vs trainable parameters, LoRA and LoRTA curves (--task, --ranks, --seeds).
+    Sweep(commands::sweep::Args),
     /// Download data: `fetch glue --tasks rte,mrpc`.
     Fetch(commands::fetch::Args),
 }
@@ -57,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sft(a) => commands::sft::run(a),
         Command::Mtbench(a) => commands::mtbench::run(a),
         Command::Dpo(a) => commands::dpo::run(a),
+        Command::Sweep(a) => commands::sweep::run(a),
         Command::Fetch(a) => commands::fetch::run(a),
         Command::Fold(a) => commands::fold::run(a),
     }

@@ -16,8 +16,9 @@ use crate::error::{ModelError, Result};
 use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::load::LoadOptions;
-use crate::nn::{attention, merge_heads, padding_mask, split_heads, Activation, Builder, HfLinear, Init, LayerNorm};
-use crate::tuning::{cast_module, host_param, module_rng, HeadDense, HeadTuning, Houlsby, Prefix, Tuning};
+use crate::dropout::{dropout, DropoutConfig};
+use crate::nn::{attention_dropout, merge_heads, padding_mask, split_heads, Activation, Builder, HfLinear, Init, LayerNorm};
+use crate::tuning::{cast_module, host_param, module_rng, HeadDense, HeadTuning, Houlsby, Prefix, PrefixPositions, Tuning};
 use crate::weights::Weights;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,32 +149,40 @@ pub struct BertEmbeddings<B: Backend> {
     pub flavor: EncoderFlavor,
     #[module(skip)]
     pub pad_token_id: usize,
+    /// Dropout after the LayerNorm (`hidden_dropout_prob`; training only).
+    #[module(skip)]
+    pub dropout: f64,
 }
 
 impl<B: Backend> BertEmbeddings<B> {
-    /// HF position ids for `input_ids: [b, s]`.
-    pub fn position_ids(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+    /// HF position ids for `input_ids: [b, s]` following `past` cached (or prefix) positions.
+    pub fn position_ids(&self, input_ids: Tensor<B, 2, Int>, past: usize) -> Tensor<B, 2, Int> {
         let [b, s] = input_ids.dims();
+        let past = past as i64;
         match self.flavor {
-            EncoderFlavor::Bert => Tensor::<B, 1, Int>::arange(0..s as i64, &input_ids.device()).reshape([1, s]).expand([b, s]),
+            EncoderFlavor::Bert => {
+                Tensor::<B, 1, Int>::arange(past..past + s as i64, &input_ids.device()).reshape([1, s]).expand([b, s])
+            }
             EncoderFlavor::Roberta => {
+                // HF `create_position_ids_from_input_ids(ids, pad, past_key_values_length)`.
                 let pad = self.pad_token_id as i64;
                 let mask = input_ids.not_equal_elem(pad).int();
-                mask.clone().cumsum(1) * mask + pad
+                (mask.clone().cumsum(1) + past) * mask + pad
             }
         }
     }
 
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, token_type_ids: Option<Tensor<B, 2, Int>>) -> Tensor<B, 3> {
+    /// Embeddings of `input_ids` whose positions follow `past` cached (or prefix) positions.
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, token_type_ids: Option<Tensor<B, 2, Int>>, past: usize) -> Tensor<B, 3> {
         use burn::tensor::module::embedding;
-        let pos = self.position_ids(input_ids.clone());
+        let pos = self.position_ids(input_ids.clone(), past);
         // one token type (RoBERTa): segment ids of a BERT-style pair encoding have no row to read
         let single_type = self.token_type_embeddings.val().dims()[0] == 1;
         let tt = token_type_ids.filter(|_| !single_type).unwrap_or_else(|| input_ids.zeros_like());
         let x = embedding(self.word_embeddings.val(), input_ids)
             + embedding(self.position_embeddings.val(), pos)
             + embedding(self.token_type_embeddings.val(), tt);
-        self.layer_norm.forward(x)
+        dropout(self.layer_norm.forward(x), self.dropout)
     }
 }
 
@@ -198,6 +207,9 @@ pub struct BertLayer<B: Backend> {
     pub heads: usize,
     #[module(skip)]
     pub act: Activation,
+    /// Hidden (after each output projection) and attention-probability dropout; training only.
+    #[module(skip)]
+    pub dropout: DropoutConfig,
 }
 
 impl<B: Backend> BertLayer<B> {
@@ -216,14 +228,14 @@ impl<B: Backend> BertLayer<B> {
             k = Tensor::cat(vec![pk, k], 2);
             v = Tensor::cat(vec![pv, v], 2);
         }
-        let ctx = merge_heads(attention(q, k, v, mask));
-        let mut o = self.attention_output.forward_adapted(ctx, adapters, site(MatrixKind::Output));
+        let ctx = merge_heads(attention_dropout(q, k, v, mask, self.dropout.attention));
+        let mut o = dropout(self.attention_output.forward_adapted(ctx, adapters, site(MatrixKind::Output)), self.dropout.hidden);
         if let Some(h) = &self.houlsby_attention {
             o = h.forward(o);
         }
         let h1 = self.attention_norm.forward(o + x);
         let i = self.act.forward(self.intermediate.forward(h1.clone()));
-        let mut o2 = self.output.forward_adapted(i, adapters, site(MatrixKind::FfnDown));
+        let mut o2 = dropout(self.output.forward_adapted(i, adapters, site(MatrixKind::FfnDown)), self.dropout.hidden);
         if let Some(h) = &self.houlsby_ffn {
             o2 = h.forward(o2);
         }
@@ -287,6 +299,7 @@ impl<B: Backend> BertModel<B> {
             layer_norm: b.layer_norm("embeddings.LayerNorm", d, c.layer_norm_eps, train)?,
             flavor: c.flavor,
             pad_token_id: c.pad_token_id,
+            dropout: 0.0,
         };
         let mut rng = module_rng(tuning);
         let dtype = b.dtype;
@@ -309,6 +322,7 @@ impl<B: Backend> BertModel<B> {
                 index: l,
                 heads: c.num_attention_heads,
                 act: c.hidden_act,
+                dropout: DropoutConfig::default(),
             });
         }
         let pooler = if with_pooler && b.has("pooler.dense.weight") {
@@ -317,20 +331,38 @@ impl<B: Backend> BertModel<B> {
             None
         };
         let adapters = tuning.init_adapter::<B>(&config.shape(), dtype, &device)?;
-        Ok(BertModel { embeddings, layers, pooler, adapters, config: config.clone(), tuning: tuning.clone(), naming })
+        let model = BertModel { embeddings, layers, pooler, adapters, config: config.clone(), tuning: tuning.clone(), naming };
+        // Random weights: no config.json, so no dropout unless `tuning.dropout` asks for it.
+        Ok(model.with_dropout(DropoutConfig::default().with_override(tuning.dropout)?))
+    }
+
+    /// Sets the hidden and attention dropout of the embeddings and every layer.
+    pub fn with_dropout(mut self, d: DropoutConfig) -> Self {
+        self.embeddings.dropout = d.hidden;
+        for l in &mut self.layers {
+            l.dropout = d;
+        }
+        self
+    }
+
+    /// The dropout in effect (of the first layer; all layers share it).
+    pub fn dropout(&self) -> DropoutConfig {
+        self.layers.first().map(|l| l.dropout).unwrap_or_default()
     }
 
     /// Loads a bare encoder (`BertModel`, `RobertaModel`, or the encoder of any BERT-family
     /// checkpoint; task heads of the checkpoint are ignored).
     pub fn load(dir: &Path, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
         let md = ModelDir::new(dir)?;
-        let config = BertConfig::from_json(&md.config()?)?;
+        let json = md.config()?;
+        let config = BertConfig::from_json(&json)?;
+        let dropout = DropoutConfig::from_bert_json(&json)?.with_override(opts.tuning.dropout)?;
         let mut w = Weights::open(&md.weight_files()?)?;
         let naming = bert_naming(Some(&w), &config, false);
         w.set_prefix(detect_prefix(&w, config.flavor));
         let model = {
             let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
-            Self::build(&config, &opts.tuning, naming, &mut b, true)?
+            Self::build(&config, &opts.tuning, naming, &mut b, true)?.with_dropout(dropout)
         };
         let prefix = w.prefix().to_string();
         w.ignore(|k| ignorable(k) || k.starts_with("classifier.") || k.starts_with(&format!("{prefix}pooler.")));
@@ -369,7 +401,11 @@ impl<B: Backend> BertModel<B> {
     ) -> Tensor<B, 3> {
         let extra = self.layers.first().and_then(|l| l.prefix.as_ref()).map(|p| p.len()).unwrap_or(0);
         let mask = attention_mask.map(|m| padding_mask(m, extra));
-        let mut x = self.embeddings.forward(input_ids, token_type_ids);
+        let past = match self.tuning.prefix_positions {
+            PrefixPositions::AfterPrefix => extra,
+            PrefixPositions::FromZero => 0,
+        };
+        let mut x = self.embeddings.forward(input_ids, token_type_ids, past);
         // shared adapter factors (LoRTA) are combined once per forward, not once per site
         let step = self.adapters.as_ref().map(|a| a.step());
         for layer in &self.layers {
@@ -406,8 +442,9 @@ pub fn first_token<B: Backend>(h: Tensor<B, 3>) -> Tensor<B, 2> {
 
 /// Sequence classification (`num_labels` ≥ 2) or regression (`num_labels` = 1) on the first
 /// token: `out(tanh(dense(h₀)))`, with `dense` = BERT's `pooler.dense` / RoBERTa's
-/// `classifier.dense` and `out` = `classifier` / `classifier.out_proj`. No dropout (inference
-/// semantics; training code adds its own).
+/// `classifier.dense` and `out` = `classifier` / `classifier.out_proj`. In training, dropout
+/// (`classifier_dropout`, else `hidden_dropout_prob`) as HF: RoBERTa before `dense` and before
+/// `out`, BERT before `out` only.
 #[derive(Module, Debug)]
 pub struct BertForSequenceClassification<B: Backend> {
     pub encoder: BertModel<B>,
@@ -415,6 +452,8 @@ pub struct BertForSequenceClassification<B: Backend> {
     pub out: HfLinear<B>,
     #[module(skip)]
     pub num_labels: usize,
+    #[module(skip)]
+    pub classifier_dropout: f64,
 }
 
 impl<B: Backend> BertForSequenceClassification<B> {
@@ -467,20 +506,23 @@ impl<B: Backend> BertForSequenceClassification<B> {
             dense = crate::tuning::cast_module(dense, t);
             out = crate::tuning::cast_module(out, t);
         }
-        Ok(BertForSequenceClassification { encoder, dense, out, num_labels })
+        let classifier_dropout = DropoutConfig::default().with_override(tuning.dropout)?.classifier;
+        Ok(BertForSequenceClassification { encoder, dense, out, num_labels, classifier_dropout })
     }
 
     /// Loads `*ForSequenceClassification` checkpoints, or a bare/pre-training checkpoint with a
     /// fresh head (`opts.num_labels`, default the config's).
     pub fn load(dir: &Path, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
         let md = ModelDir::new(dir)?;
-        let config = BertConfig::from_json(&md.config()?)?;
+        let json = md.config()?;
+        let config = BertConfig::from_json(&json)?;
+        let dropout = DropoutConfig::from_bert_json(&json)?.with_override(opts.tuning.dropout)?;
         let mut w = Weights::open(&md.weight_files()?)?;
         let naming = bert_naming(Some(&w), &config, true);
         w.set_prefix(detect_prefix(&w, config.flavor));
         let model = {
             let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
-            Self::build(&config, opts, naming, &mut b)?
+            Self::build(&config, opts, naming, &mut b)?.with_dropout(dropout)
         };
         let prefix = w.prefix().to_string();
         w.ignore(|k| ignorable(k) || k.starts_with(&format!("{prefix}pooler.")));
@@ -501,6 +543,18 @@ impl<B: Backend> BertForSequenceClassification<B> {
         Ok(self)
     }
 
+    /// Sets every dropout probability of the encoder and the head.
+    pub fn with_dropout(mut self, d: DropoutConfig) -> Self {
+        self.encoder = self.encoder.with_dropout(d);
+        self.classifier_dropout = d.classifier;
+        self
+    }
+
+    /// The dropout in effect (encoder and head).
+    pub fn dropout(&self) -> DropoutConfig {
+        DropoutConfig { classifier: self.classifier_dropout, ..self.encoder.dropout() }
+    }
+
     /// Logits `[b, num_labels]` (`[b, 1]` for regression).
     pub fn forward(
         &self,
@@ -514,9 +568,13 @@ impl<B: Backend> BertForSequenceClassification<B> {
 
     /// The head on a last hidden state.
     pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 2> {
-        let x = crate::nn::downcast(first_token(hidden), self.out.weight.val().dtype());
+        let p = self.classifier_dropout;
+        let mut x = crate::nn::downcast(first_token(hidden), self.out.weight.val().dtype());
+        if self.encoder.config.flavor == EncoderFlavor::Roberta {
+            x = dropout(x, p);
+        }
         let x = burn::tensor::activation::tanh(self.dense.forward2(x));
-        self.out.forward2(x)
+        self.out.forward2(dropout(x, p))
     }
 
     /// Exactly the trainable parameters: encoder extras (adapter, prefixes, Houlsby) + the

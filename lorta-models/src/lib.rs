@@ -7,6 +7,7 @@
 //!   trunk with adapter sites on every attention projection, distogram head, structure module;
 //! - [`tuning`]: which parameters train (adapters from `lorta-core` at the Q/K/V/O and IA3
 //!   sites, prefix tuning, Houlsby adapters, full fine-tuning, the head incl. "LoRTA+LoRA");
+//! - [`dropout`]: dropout from the checkpoint's config, active in training only, seeded per step;
 //! - [`load`]: load options and [`load::AutoModel`] (architecture from `config.json`);
 //! - [`merge`]: adapter merging into an HF-layout checkpoint;
 //! - [`hub`], [`weights`], [`tokenizer`]: folders, safetensors, tokenisation;
@@ -16,6 +17,7 @@
 //!
 //! Linear weights are kept in PyTorch's `[out, in]` layout ([`nn::HfLinear`]).
 pub mod bert;
+pub mod dropout;
 pub mod error;
 pub mod esm;
 pub mod esmfold;

@@ -16,8 +16,9 @@ use crate::error::{ModelError, Result};
 use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::load::LoadOptions;
-use crate::nn::{attention, merge_heads, padding_mask, split_heads, Activation, Builder, HfLinear, Init, RmsNorm};
-use crate::tuning::{cast_module, module_rng, Houlsby, Prefix, Tuning};
+use crate::dropout::DropoutConfig;
+use crate::nn::{attention_dropout, merge_heads, padding_mask, split_heads, Activation, Builder, HfLinear, Init, RmsNorm};
+use crate::tuning::{cast_module, module_rng, Houlsby, Prefix, PrefixPositions, Tuning};
 use crate::weights::Weights;
 
 /// RoPE frequency scaling.
@@ -317,6 +318,9 @@ pub struct LlamaLayer<B: Backend> {
     pub heads: usize,
     #[module(skip)]
     pub kv_heads: usize,
+    /// `attention_dropout` on the attention probabilities (training only).
+    #[module(skip)]
+    pub attention_dropout: f64,
 }
 
 impl<B: Backend> LlamaLayer<B> {
@@ -359,7 +363,7 @@ impl<B: Backend> LlamaLayer<B> {
             v = Tensor::cat(vec![pv, v], 2);
         }
         let n = self.heads / self.kv_heads;
-        let ctx = merge_heads(attention(q, repeat_kv(k, n), repeat_kv(v, n), mask));
+        let ctx = merge_heads(attention_dropout(q, repeat_kv(k, n), repeat_kv(v, n), mask, self.attention_dropout));
         let mut o = self.o_proj.forward_adapted(ctx, adapters, site(MatrixKind::Output));
         if let Some(hb) = &self.houlsby_attention {
             o = hb.forward(o);
@@ -442,6 +446,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
                 index: l,
                 heads: c.num_attention_heads,
                 kv_heads: c.num_key_value_heads,
+                attention_dropout: 0.0,
             });
         }
         let norm = b.rms_norm("model.norm", d, c.rms_norm_eps, train)?;
@@ -452,28 +457,40 @@ impl<B: Backend> LlamaForCausalLM<B> {
             None
         };
         let adapters = tuning.init_adapter::<B>(&c.shape(), dtype, &device)?;
-        Ok(LlamaForCausalLM {
+        let model = LlamaForCausalLM {
             model: LlamaModel { embed_tokens, layers, norm },
             lm_head,
             adapters,
             config: c.clone(),
             tuning: tuning.clone(),
             inv_freq: c.inv_freq(),
-        })
+        };
+        // Random weights: no config.json, so no dropout unless `tuning.dropout` asks for it.
+        Ok(model.with_dropout(DropoutConfig::default().with_override(tuning.dropout)?))
+    }
+
+    /// Sets the attention dropout of every layer (LLaMA has no other dropout).
+    pub fn with_dropout(mut self, d: DropoutConfig) -> Self {
+        for l in &mut self.model.layers {
+            l.attention_dropout = d.attention;
+        }
+        self
     }
 
     /// Loads a `LlamaForCausalLM` (or bare `LlamaModel`, whose keys lack `model.`) checkpoint.
     /// A tied head absent from the file uses `embed_tokens`.
     pub fn load(dir: &Path, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
         let md = ModelDir::new(dir)?;
-        let config = LlamaConfig::from_json(&md.config()?)?;
+        let json = md.config()?;
+        let config = LlamaConfig::from_json(&json)?;
+        let dropout = DropoutConfig::from_llama_json(&json)?.with_override(opts.tuning.dropout)?;
         let mut w = Weights::open(&md.weight_files()?)?;
         // Names are `model.…`; a bare LlamaModel checkpoint stores them without the prefix.
         let bare = !w.keys().any(|k| k.starts_with("model."));
         if bare {
             w.set_strip("model.");
         }
-        Self::from_weights(&config, w, opts, device)
+        Ok(Self::from_weights(&config, w, opts, device)?.with_dropout(dropout))
     }
 
     /// Builds the model from checkpoint tensors under HF names (safetensors, or a GGUF /
@@ -515,7 +532,8 @@ impl<B: Backend> LlamaForCausalLM<B> {
 
     /// Final hidden states (after the last RMSNorm) `[b, s, d]`. `attention_mask` covers the
     /// cached positions too (`[b, cache.len + s]`); positions start at `cache.len` (right padding
-    /// assumed for batches).
+    /// assumed for batches), plus the prefix length under prefix tuning (PEFT's convention, see
+    /// [`PrefixPositions`]).
     pub fn forward_hidden(
         &self,
         input_ids: Tensor<B, 2, Int>,
@@ -528,7 +546,11 @@ impl<B: Backend> LlamaForCausalLM<B> {
         let extra = self.prefix_len();
         let mut x = burn::tensor::module::embedding(self.model.embed_tokens.val(), input_ids);
         let dtype = x.dtype();
-        let (cos, sin) = rope_tables::<B>(&self.inv_freq, offset, s, dtype, &device);
+        let first_position = match self.tuning.prefix_positions {
+            PrefixPositions::AfterPrefix => extra + offset,
+            PrefixPositions::FromZero => offset,
+        };
+        let (cos, sin) = rope_tables::<B>(&self.inv_freq, first_position, s, dtype, &device);
         let sk = extra + offset + s;
         let causal = if s > 1 {
             let data: Vec<bool> = (0..s).flat_map(|i| (0..sk).map(move |j| j >= extra && j - extra > offset + i)).collect();

@@ -306,6 +306,18 @@ pub fn attention<B: Backend>(
     v: Tensor<B, 4>,
     mask: Option<Tensor<B, 4, Bool>>,
 ) -> Tensor<B, 4> {
+    attention_dropout(q, k, v, mask, 0.0)
+}
+
+/// [`attention`] with dropout of probability `p` on the attention probabilities (training only,
+/// see [`crate::dropout::dropout`]).
+pub fn attention_dropout<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: Option<Tensor<B, 4, Bool>>,
+    p: f64,
+) -> Tensor<B, 4> {
     let [b, h, sq, dh] = q.dims();
     let sk = k.dims()[2];
     let dtype = q.dtype();
@@ -315,7 +327,7 @@ pub fn attention<B: Backend>(
         Some(m) => scores.mask_fill(m.expand([b, h, sq, sk]), MASK_VALUE),
         None => scores,
     };
-    let probs = downcast(softmax(scores, 3), dtype);
+    let probs = crate::dropout::dropout(downcast(softmax(scores, 3), dtype), p);
     matmul(probs, v)
 }
 

@@ -45,11 +45,31 @@ pub struct Tuning {
     pub head: HeadTuning,
     /// Seed of the host-side initialisers of adapters, prefixes, Houlsby adapters and new heads.
     pub seed: u64,
+    /// Dropout probability replacing every one of the checkpoint's (`None`: the checkpoint's
+    /// config.json values). Active only in training, see [`crate::dropout`].
+    #[serde(default)]
+    pub dropout: Option<f64>,
+    /// Token positions under prefix tuning (PEFT's convention by default).
+    #[serde(default)]
+    pub prefix_positions: PrefixPositions,
     /// Mixed precision: the dtype of the fresh adapter set and of the task head when it differs
     /// from the compute dtype (f32 adapters and head on a bf16/f16 base, as PEFT's
     /// `autocast_adapter_dtype` does). `None`: everything in the compute dtype.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trainable_dtype: Option<DType>,
+}
+
+/// Where the tokens' positions start when `prefix_len = ℓ` key/value prefixes are prepended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixPositions {
+    /// As PEFT: the prefix acts as ℓ cached past tokens, so the first real token is at position
+    /// ℓ (RoPE angle ℓ in LLaMA, absolute position embedding ℓ in BERT; RoBERTa's padding-aware
+    /// ids shift by ℓ too).
+    #[default]
+    AfterPrefix,
+    /// Positions start at 0 as without a prefix.
+    FromZero,
 }
 
 impl Tuning {

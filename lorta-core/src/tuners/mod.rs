@@ -1,7 +1,9 @@
 //! Adapter methods, one folder each (the PEFT `tuners/<method>/` shape): a `Config` that
 //! (de)serialises and builds the module, the `#[derive(Module)]` adapter set that owns every
 //! parameter of the method across all layers and matrices (shared factors included), and its
-//! file keys. Adding a method = a new folder + one line in each `dispatch!` list below.
+//! file keys. Adding a method = a new folder (config implementing [`MethodConfig`] and
+//! [`BuildAdapter`], set implementing [`Adapter`]), its `pub mod` line, and one line in the
+//! `methods!` registry below.
 //!
 //! All maps use the PyTorch / PEFT convention: a linear layer is `y = x·Wᵀ` with `W: [out, in]`,
 //! and activations are passed flattened to `[tokens, features]`.
@@ -20,6 +22,7 @@ mod tests;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, DType, Tensor};
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::io::TensorMap;
@@ -34,81 +37,169 @@ pub use lorta::{HeadAxis, Lorta, LortaConfig};
 pub use lotr::{Lotr, LotrConfig};
 pub use vera::{Vera, VeraConfig};
 
-/// Identifies a method; `peft_type` is the string written in `adapter_config.json`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    Lora,
-    Lorta,
-    Vera,
-    Ia3,
-    FactTt,
-    FactTk,
-    Lotr,
-    LorettaRep,
+/// The method registry: one line per method, in display order —
+/// `Variant(ConfigType, SetType) = "PEFT_TYPE", "Label", ["names", "accepted", "by --method"];`
+/// (the first name is the canonical one shown in help texts). It generates [`Method`],
+/// [`AdapterConfig`], [`AdapterSet`] and every dispatch over them; the types come from the
+/// method's folder, whose config implements [`MethodConfig`] and [`BuildAdapter`] and whose set
+/// implements [`Adapter`].
+macro_rules! methods {
+    ($($variant:ident($config:ident, $set:ident) = $peft:literal, $label:literal, [$first:literal $(, $alias:literal)*];)+) => {
+        /// Identifies a method; `peft_type` is the string written in `adapter_config.json`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Method {
+            $($variant,)+
+        }
+
+        impl Method {
+            pub const ALL: [Method; [$($peft),+].len()] = [$(Method::$variant),+];
+            pub fn peft_type(&self) -> &'static str {
+                match self {
+                    $(Method::$variant => $peft,)+
+                }
+            }
+            /// Display name as used in the paper's tables.
+            pub fn label(&self) -> &'static str {
+                match self {
+                    $(Method::$variant => $label,)+
+                }
+            }
+            /// Canonical `--method` name (`fact-tt`).
+            pub fn cli_name(&self) -> &'static str {
+                match self {
+                    $(Method::$variant => $first,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for Method {
+            type Err = String;
+            /// Case-insensitive; `-`, `_` and spaces are interchangeable.
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                let norm = s.to_ascii_lowercase().replace(['_', ' '], "-");
+                $(if norm == $first $(|| norm == $alias)* {
+                    return Ok(Method::$variant);
+                })+
+                Err(format!(
+                    "unknown method `{s}`; expected one of {}",
+                    Method::ALL.iter().map(|m| m.cli_name()).collect::<Vec<_>>().join(", ")
+                ))
+            }
+        }
+
+        /// Serializable configuration of any method (the `method` field selects the variant).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "method", rename_all = "snake_case")]
+        pub enum AdapterConfig {
+            $($variant($config),)+
+        }
+
+        /// All parameters of one adapter method for a whole model.
+        #[derive(Module, Debug)]
+        pub enum AdapterSet<B: Backend> {
+            $($variant($set<B>),)+
+        }
+
+        impl AdapterConfig {
+            pub fn method(&self) -> Method {
+                match self {
+                    $(AdapterConfig::$variant(c) => c.method(),)+
+                }
+            }
+            pub fn rank(&self) -> Option<usize> {
+                match self {
+                    $(AdapterConfig::$variant(c) => c.rank(),)+
+                }
+            }
+            pub fn targets(&self) -> &[MatrixKind] {
+                match self {
+                    $(AdapterConfig::$variant(c) => c.targets(),)+
+                }
+            }
+            pub fn validate(&self, shape: &ModelShape) -> Result<()> {
+                match self {
+                    $(AdapterConfig::$variant(c) => c.validate(shape),)+
+                }
+            }
+
+            /// Builds the adapter set for a model; parameters drawn from `seed` on the host.
+            pub fn init<B: Backend>(&self, shape: &ModelShape, seed: u64, device: &B::Device) -> Result<AdapterSet<B>> {
+                self.validate(shape)?;
+                let mut rng = crate::init::seeded(seed);
+                Ok(match self {
+                    $(AdapterConfig::$variant(c) => AdapterSet::$variant(BuildAdapter::<B>::build(c, shape, &mut rng, device)?),)+
+                })
+            }
+
+            /// A default config of `method` at rank `r` on `targets` (α = r unless the method's
+            /// recipe says otherwise), as used by the `params` table.
+            pub fn default_for(method: Method, r: usize, targets: &[MatrixKind]) -> AdapterConfig {
+                match method {
+                    $(Method::$variant => AdapterConfig::$variant(<$config as MethodConfig>::default_for(r, targets)),)+
+                }
+            }
+        }
+
+        impl<B: Backend> AdapterSet<B> {
+            pub fn config(&self) -> AdapterConfig {
+                match self {
+                    $(AdapterSet::$variant(a) => AdapterConfig::$variant(a.config.clone()),)+
+                }
+            }
+        }
+
+        impl<B: Backend> Adapter<B> for AdapterSet<B> {
+            fn method(&self) -> Method {
+                match self { $(AdapterSet::$variant(a) => a.method(),)+ }
+            }
+            fn targets(&self) -> &[MatrixKind] {
+                match self { $(AdapterSet::$variant(a) => a.targets(),)+ }
+            }
+            fn adapts(&self, site: Site) -> bool {
+                match self { $(AdapterSet::$variant(a) => a.adapts(site),)+ }
+            }
+            fn delta(&self, site: Site, x: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+                match self { $(AdapterSet::$variant(a) => a.delta(site, x),)+ }
+            }
+            fn delta_weight(&self, site: Site) -> Option<Tensor<B, 2>> {
+                match self { $(AdapterSet::$variant(a) => a.delta_weight(site),)+ }
+            }
+            fn scale_input(&self, site: Site, x: Tensor<B, 2>) -> Tensor<B, 2> {
+                match self { $(AdapterSet::$variant(a) => a.scale_input(site, x),)+ }
+            }
+            fn adapt_output(&self, site: Site, x: Tensor<B, 2>, base: Tensor<B, 2>) -> Tensor<B, 2> {
+                match self { $(AdapterSet::$variant(a) => a.adapt_output(site, x, base),)+ }
+            }
+            fn merge_weight(&self, site: Site, w: Tensor<B, 2>) -> Tensor<B, 2> {
+                match self { $(AdapterSet::$variant(a) => a.merge_weight(site, w),)+ }
+            }
+            fn save_tensors(&self, naming: &ArchNaming) -> TensorMap {
+                match self { $(AdapterSet::$variant(a) => a.save_tensors(naming),)+ }
+            }
+            fn load_tensors(self, tensors: &mut TensorMap, naming: &ArchNaming) -> Result<Self> {
+                Ok(match self {
+                    $(AdapterSet::$variant(a) => AdapterSet::$variant(a.load_tensors(tensors, naming)?),)+
+                })
+            }
+        }
+    };
+}
+
+methods! {
+    Lora(LoraConfig, Lora) = "LORA", "LoRA", ["lora"];
+    Lorta(LortaConfig, Lorta) = "LORTA", "LoRTA", ["lorta"];
+    Vera(VeraConfig, Vera) = "VERA", "VeRA", ["vera"];
+    Ia3(Ia3Config, Ia3) = "IA3", "IA3", ["ia3"];
+    FactTt(FactTtConfig, FactTt) = "FACT_TT", "FacT-TT", ["fact-tt", "facttt"];
+    FactTk(FactTkConfig, FactTk) = "FACT_TK", "FacT-TK", ["fact-tk", "facttk"];
+    Lotr(LotrConfig, Lotr) = "LOTR", "LoTR", ["lotr"];
+    LorettaRep(LorettaRepConfig, LorettaRep) = "LORETTA_REP", "LoReTTA_rep", ["loretta-rep", "loretta"];
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
-        Method::Lora,
-        Method::Lorta,
-        Method::Vera,
-        Method::Ia3,
-        Method::FactTt,
-        Method::FactTk,
-        Method::Lotr,
-        Method::LorettaRep,
-    ];
-    pub fn peft_type(&self) -> &'static str {
-        match self {
-            Method::Lora => "LORA",
-            Method::Lorta => "LORTA",
-            Method::Vera => "VERA",
-            Method::Ia3 => "IA3",
-            Method::FactTt => "FACT_TT",
-            Method::FactTk => "FACT_TK",
-            Method::Lotr => "LOTR",
-            Method::LorettaRep => "LORETTA_REP",
-        }
-    }
     pub fn from_peft_type(s: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.peft_type().eq_ignore_ascii_case(s))
-    }
-    /// Display name as used in the paper's tables.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Method::Lora => "LoRA",
-            Method::Lorta => "LoRTA",
-            Method::Vera => "VeRA",
-            Method::Ia3 => "IA3",
-            Method::FactTt => "FacT-TT",
-            Method::FactTk => "FacT-TK",
-            Method::Lotr => "LoTR",
-            Method::LorettaRep => "LoReTTA_rep",
-        }
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let norm = s.to_ascii_lowercase().replace(['-', ' '], "_");
-        let m = match norm.as_str() {
-            "lora" => Method::Lora,
-            "lorta" => Method::Lorta,
-            "vera" => Method::Vera,
-            "ia3" => Method::Ia3,
-            "fact_tt" | "facttt" => Method::FactTt,
-            "fact_tk" | "facttk" => Method::FactTk,
-            "lotr" => Method::Lotr,
-            "loretta" | "loretta_rep" => Method::LorettaRep,
-            _ => {
-                return Err(format!(
-                    "unknown method `{s}`; expected one of lora, lorta, vera, ia3, fact-tt, fact-tk, lotr, loretta-rep"
-                ))
-            }
-        };
-        Ok(m)
     }
 }
 
@@ -154,64 +245,6 @@ pub trait Adapter<B: Backend> {
         Self: Sized;
 }
 
-/// Serializable configuration of any method (the `method` field selects the variant).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case")]
-pub enum AdapterConfig {
-    Lora(LoraConfig),
-    Lorta(LortaConfig),
-    Vera(VeraConfig),
-    Ia3(Ia3Config),
-    FactTt(FactTtConfig),
-    FactTk(FactTkConfig),
-    Lotr(LotrConfig),
-    LorettaRep(LorettaRepConfig),
-}
-
-/// All parameters of one adapter method for a whole model.
-#[derive(Module, Debug)]
-pub enum AdapterSet<B: Backend> {
-    Lora(Lora<B>),
-    Lorta(Lorta<B>),
-    Vera(Vera<B>),
-    Ia3(Ia3<B>),
-    FactTt(FactTt<B>),
-    FactTk(FactTk<B>),
-    Lotr(Lotr<B>),
-    LorettaRep(LorettaRep<B>),
-}
-
-/// Expands `$body` once per variant with `$inner` bound to the variant's content.
-macro_rules! dispatch {
-    ($value:expr, $inner:ident => $body:expr) => {
-        match $value {
-            AdapterSet::Lora($inner) => $body,
-            AdapterSet::Lorta($inner) => $body,
-            AdapterSet::Vera($inner) => $body,
-            AdapterSet::Ia3($inner) => $body,
-            AdapterSet::FactTt($inner) => $body,
-            AdapterSet::FactTk($inner) => $body,
-            AdapterSet::Lotr($inner) => $body,
-            AdapterSet::LorettaRep($inner) => $body,
-        }
-    };
-}
-
-macro_rules! dispatch_config {
-    ($value:expr, $inner:ident => $body:expr) => {
-        match $value {
-            AdapterConfig::Lora($inner) => $body,
-            AdapterConfig::Lorta($inner) => $body,
-            AdapterConfig::Vera($inner) => $body,
-            AdapterConfig::Ia3($inner) => $body,
-            AdapterConfig::FactTt($inner) => $body,
-            AdapterConfig::FactTk($inner) => $body,
-            AdapterConfig::Lotr($inner) => $body,
-            AdapterConfig::LorettaRep($inner) => $body,
-        }
-    };
-}
-
 /// What each method's config provides.
 pub trait MethodConfig: Clone {
     fn method(&self) -> Method;
@@ -219,76 +252,18 @@ pub trait MethodConfig: Clone {
     fn targets(&self) -> &[MatrixKind];
     /// Validates against the model shape (e.g. LoRTA needs square heads-split matrices).
     fn validate(&self, shape: &ModelShape) -> Result<()>;
+    /// The config at rank `rank` on `targets` with the method's default hyper-parameters.
+    fn default_for(rank: usize, targets: &[MatrixKind]) -> Self;
 }
 
-impl AdapterConfig {
-    pub fn method(&self) -> Method {
-        dispatch_config!(self, c => c.method())
-    }
-    pub fn rank(&self) -> Option<usize> {
-        dispatch_config!(self, c => c.rank())
-    }
-    pub fn targets(&self) -> &[MatrixKind] {
-        dispatch_config!(self, c => c.targets())
-    }
-    pub fn validate(&self, shape: &ModelShape) -> Result<()> {
-        dispatch_config!(self, c => c.validate(shape))
-    }
-
-    /// Builds the adapter set for a model; parameters drawn from `seed` on the host.
-    pub fn init<B: Backend>(
-        &self,
-        shape: &ModelShape,
-        seed: u64,
-        device: &B::Device,
-    ) -> Result<AdapterSet<B>> {
-        self.validate(shape)?;
-        let mut rng = crate::init::seeded(seed);
-        Ok(match self {
-            AdapterConfig::Lora(c) => AdapterSet::Lora(c.init(shape, &mut rng, device)),
-            AdapterConfig::Lorta(c) => AdapterSet::Lorta(c.init(shape, &mut rng, device)),
-            AdapterConfig::Vera(c) => AdapterSet::Vera(c.init(shape, &mut rng, device)),
-            AdapterConfig::Ia3(c) => AdapterSet::Ia3(c.init(shape, device)),
-            AdapterConfig::FactTt(c) => AdapterSet::FactTt(c.init(shape, &mut rng, device)),
-            AdapterConfig::FactTk(c) => AdapterSet::FactTk(c.init(shape, &mut rng, device)),
-            AdapterConfig::Lotr(c) => AdapterSet::Lotr(c.init(shape, &mut rng, device)),
-            AdapterConfig::LorettaRep(c) => {
-                AdapterSet::LorettaRep(c.init(shape, &mut rng, device)?)
-            }
-        })
-    }
-
-    /// A default config of `method` at rank `r` on `targets` (α = r unless the method's
-    /// recipe says otherwise), as used by the `params` table.
-    pub fn default_for(method: Method, r: usize, targets: &[MatrixKind]) -> AdapterConfig {
-        let t = targets.to_vec();
-        match method {
-            Method::Lora => AdapterConfig::Lora(LoraConfig::new(r, t)),
-            Method::Lorta => AdapterConfig::Lorta(LortaConfig::new(r, t)),
-            Method::Vera => AdapterConfig::Vera(VeraConfig::new(r, t)),
-            Method::Ia3 => AdapterConfig::Ia3(Ia3Config::default()),
-            Method::FactTt => AdapterConfig::FactTt(FactTtConfig::new(r, t)),
-            Method::FactTk => AdapterConfig::FactTk(FactTkConfig::new(r, t)),
-            Method::Lotr => AdapterConfig::Lotr(LotrConfig::new(r, t)),
-            Method::LorettaRep => AdapterConfig::LorettaRep(LorettaRepConfig::new(r, t)),
-        }
-    }
+/// How a method's config makes its adapter set (implemented in the method's folder).
+pub trait BuildAdapter<B: Backend>: MethodConfig + Sized {
+    type Set: Adapter<B>;
+    /// Draws the initial parameters from `rng` (already validated against `shape`).
+    fn build(&self, shape: &ModelShape, rng: &mut StdRng, device: &B::Device) -> Result<Self::Set>;
 }
 
 impl<B: Backend> AdapterSet<B> {
-    pub fn config(&self) -> AdapterConfig {
-        match self {
-            AdapterSet::Lora(a) => AdapterConfig::Lora(a.config.clone()),
-            AdapterSet::Lorta(a) => AdapterConfig::Lorta(a.config.clone()),
-            AdapterSet::Vera(a) => AdapterConfig::Vera(a.config.clone()),
-            AdapterSet::Ia3(a) => AdapterConfig::Ia3(a.config.clone()),
-            AdapterSet::FactTt(a) => AdapterConfig::FactTt(a.config.clone()),
-            AdapterSet::FactTk(a) => AdapterConfig::FactTk(a.config.clone()),
-            AdapterSet::Lotr(a) => AdapterConfig::Lotr(a.config.clone()),
-            AdapterSet::LorettaRep(a) => AdapterConfig::LorettaRep(a.config.clone()),
-        }
-    }
-
     /// Trainable parameters (adapters hold frozen tensors as constants, not `Param`s).
     pub fn num_trainable(&self) -> usize {
         self.num_params()
@@ -430,47 +405,5 @@ impl<B: Backend> AdapterStep<'_, B> {
     pub fn scale_input3(&self, site: Site, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, s, i] = x.dims();
         self.scale_input(site, x.reshape([b * s, i])).reshape([b, s, i])
-    }
-}
-
-impl<B: Backend> Adapter<B> for AdapterSet<B> {
-    fn method(&self) -> Method {
-        dispatch!(self, a => a.method())
-    }
-    fn targets(&self) -> &[MatrixKind] {
-        dispatch!(self, a => a.targets())
-    }
-    fn adapts(&self, site: Site) -> bool {
-        dispatch!(self, a => a.adapts(site))
-    }
-    fn delta(&self, site: Site, x: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
-        dispatch!(self, a => a.delta(site, x))
-    }
-    fn delta_weight(&self, site: Site) -> Option<Tensor<B, 2>> {
-        dispatch!(self, a => a.delta_weight(site))
-    }
-    fn scale_input(&self, site: Site, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        dispatch!(self, a => a.scale_input(site, x))
-    }
-    fn adapt_output(&self, site: Site, x: Tensor<B, 2>, base: Tensor<B, 2>) -> Tensor<B, 2> {
-        dispatch!(self, a => a.adapt_output(site, x, base))
-    }
-    fn merge_weight(&self, site: Site, w: Tensor<B, 2>) -> Tensor<B, 2> {
-        dispatch!(self, a => a.merge_weight(site, w))
-    }
-    fn save_tensors(&self, naming: &ArchNaming) -> TensorMap {
-        dispatch!(self, a => a.save_tensors(naming))
-    }
-    fn load_tensors(self, tensors: &mut TensorMap, naming: &ArchNaming) -> Result<Self> {
-        Ok(match self {
-            AdapterSet::Lora(a) => AdapterSet::Lora(a.load_tensors(tensors, naming)?),
-            AdapterSet::Lorta(a) => AdapterSet::Lorta(a.load_tensors(tensors, naming)?),
-            AdapterSet::Vera(a) => AdapterSet::Vera(a.load_tensors(tensors, naming)?),
-            AdapterSet::Ia3(a) => AdapterSet::Ia3(a.load_tensors(tensors, naming)?),
-            AdapterSet::FactTt(a) => AdapterSet::FactTt(a.load_tensors(tensors, naming)?),
-            AdapterSet::FactTk(a) => AdapterSet::FactTk(a.load_tensors(tensors, naming)?),
-            AdapterSet::Lotr(a) => AdapterSet::Lotr(a.load_tensors(tensors, naming)?),
-            AdapterSet::LorettaRep(a) => AdapterSet::LorettaRep(a.load_tensors(tensors, naming)?),
-        })
     }
 }

@@ -216,3 +216,31 @@ fn loading_rejects_wrong_shapes_unknown_and_missing_keys() {
     let e = load_adapter::<B>(dir.path(), &s, &naming, &device()).unwrap_err().to_string();
     assert!(e.contains("LOHA") && e.contains("adapter_config.json"), "{e}");
 }
+
+#[test]
+fn registry_names_round_trip_and_build_every_method() {
+    let s = small();
+    let mut labels = std::collections::BTreeSet::new();
+    for m in Method::ALL {
+        // every accepted spelling of the canonical name parses back to the method
+        for name in [m.cli_name().to_string(), m.cli_name().to_uppercase(), m.cli_name().replace('-', "_"), m.label().to_string()] {
+            assert_eq!(name.parse::<Method>(), Ok(m), "{name}");
+        }
+        assert_eq!(Method::from_peft_type(m.peft_type()), Some(m));
+        assert!(labels.insert(m.label()), "duplicate label {}", m.label());
+        let cfg = AdapterConfig::default_for(m, 2, &MatrixKind::ATTENTION);
+        assert_eq!(cfg.method(), m);
+        let set = cfg.init::<B>(&s, 0, &device()).unwrap();
+        assert_eq!(set.method(), m);
+        assert_eq!(set.config(), cfg);
+        // the serialized tag is the method's snake_case name
+        let tag = serde_json::to_value(&cfg).unwrap()["method"].as_str().unwrap().to_string();
+        assert_eq!(serde_json::to_value(m).unwrap(), serde_json::json!(tag));
+    }
+    let e = "dora".parse::<Method>().unwrap_err();
+    for m in Method::ALL {
+        assert!(e.contains(m.cli_name()), "{e}");
+    }
+    assert_eq!("loretta".parse::<Method>(), Ok(Method::LorettaRep));
+    assert_eq!("FacTTT".parse::<Method>(), Ok(Method::FactTt));
+}

@@ -6,6 +6,7 @@ pub mod merge;
 pub mod generate;
 pub mod train;
 pub mod table;
+pub mod sweep;
 pub mod fetch;
 pub mod llm_common;
 pub mod table3;

@@ -27,9 +27,9 @@ pub struct Args {
     pub seq_len: usize,
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Compute dtype: bf16, f16 or f32.
-    #[arg(long, default_value = "bf16")]
-    pub dtype: String,
+    /// Compute dtype: bf16, f16 or f32 (default: f32 on ndarray, bf16 on GPU backends).
+    #[arg(long)]
+    pub dtype: Option<String>,
     /// Timed steps per configuration (median reported).
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
@@ -52,6 +52,14 @@ pub struct Args {
     /// CUDA: single TF32 products for f32 matmuls (see `train --help`).
     #[arg(long)]
     pub tf32: bool,
+}
+
+/// The dtype `profile` uses without `--dtype`: what the backend computes in natively.
+pub fn default_dtype(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Ndarray => "f32",
+        _ => "bf16",
+    }
 }
 
 fn resolve_config(model: &str) -> Result<LlamaConfig> {
@@ -81,7 +89,7 @@ pub fn markdown(rows: &[ProfileRow]) -> String {
                 r.method.clone(),
                 r.rank.to_string(),
                 thousands(r.trainable_params),
-                gb(r.peak_memory_bytes),
+                gb(r.peak_memory_bytes) + if r.memory_measure.starts_with("process") { " (RSS)" } else { "" },
                 gb(r.peak_reserved_bytes),
                 format!("{:.3}", r.flops as f64 / 1e9),
                 format!("{:.3}", r.macs as f64 / 1e9),
@@ -93,7 +101,7 @@ pub fn markdown(rows: &[ProfileRow]) -> String {
         .collect();
     let first = rows.first();
     format!(
-        "## Profile: {} ({}), batch {}, {} tokens, {}\n\nFLOPs/MACs are analytic (matrix products; training step = forward + input-gradient backward of the frozen base + 2× the adapter's forward). Memory: peak bytes in use / reserved by the device allocator over one instrumented step.\n\n{}",
+        "## Profile: {} ({}), batch {}, {} tokens, {}\n\nFLOPs/MACs are analytic (matrix products; training step = forward + input-gradient backward of the frozen base + 2× the adapter's forward). Memory: peak bytes in use / reserved by the device allocator over one instrumented step; on ndarray (marked RSS) the growth of the process's peak resident set size over that step.\n\n{}",
         first.map(|r| r.model.as_str()).unwrap_or("-"),
         first.map(|r| r.backend.as_str()).unwrap_or("-"),
         first.map(|r| r.batch).unwrap_or(0),
@@ -105,7 +113,8 @@ pub fn markdown(rows: &[ProfileRow]) -> String {
 
 pub fn run(args: Args) -> Result<()> {
     let config = resolve_config(&args.model)?;
-    let dtype = parse_dtype(&args.dtype).ok_or_else(|| anyhow!("--dtype `{}`: expected bf16, f16 or f32", args.dtype))?;
+    let dtype_name = args.dtype.clone().unwrap_or_else(|| default_dtype(args.backend).to_string());
+    let dtype = parse_dtype(&dtype_name).ok_or_else(|| anyhow!("--dtype `{dtype_name}`: expected bf16, f16 or f32"))?;
     let methods = args
         .methods
         .iter()
@@ -142,7 +151,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(dir) = &args.out {
         write_json(&dir.join("profile.json"), &rows)?;
-        let header: Vec<String> = ["method", "rank", "ms_per_step", "ms_min", "ms_max", "peak_memory_bytes", "peak_reserved_bytes", "flops", "macs", "trainable_params"].map(String::from).to_vec();
+        let header: Vec<String> = ["method", "rank", "ms_per_step", "ms_min", "ms_max", "peak_memory_bytes", "memory_measure", "peak_reserved_bytes", "flops", "macs", "trainable_params"].map(String::from).to_vec();
         let csv_rows: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
@@ -153,6 +162,7 @@ pub fn run(args: Args) -> Result<()> {
                     format!("{:.3}", r.ms_min),
                     format!("{:.3}", r.ms_max),
                     r.peak_memory_bytes.map(|b| b.to_string()).unwrap_or_default(),
+                    r.memory_measure.clone(),
                     r.peak_reserved_bytes.map(|b| b.to_string()).unwrap_or_default(),
                     r.flops.to_string(),
                     r.macs.to_string(),

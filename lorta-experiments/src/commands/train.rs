@@ -76,6 +76,10 @@ pub struct Args {
     /// Length bucketing: sort chunks of K·batch-size shuffled examples by length.
     #[arg(long)]
     pub bucket: Option<usize>,
+    /// Dropout probability for every dropout of the model (hidden, attention, classifier) in
+    /// training; default: the checkpoint's config.json (`hidden_dropout_prob`, ...). 0 disables.
+    #[arg(long)]
+    pub dropout: Option<f64>,
     #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
     pub backend: BackendKind,
     #[command(flatten)]
@@ -167,8 +171,10 @@ pub fn missing_inputs(model: &str, glue_dir: Option<&Path>, tasks: &[GlueTask]) 
     for &t in tasks {
         if let Err(m) = glue::resolve_glue_dir(glue_dir, t) {
             let mut s = m.to_string();
-            if t == GlueTask::Qnli {
-                s.push_str("\n(note: the shared data at /work/shared/data/glue has no QNLI train split)");
+            // Some GLUE exports ship QNLI's dev split only; say so for the folder actually searched.
+            let train_only_missing = m.missing.iter().all(|p| p.file_stem().is_some_and(|f| f == "train"));
+            if t == GlueTask::Qnli && train_only_missing {
+                s.push_str(&format!("\n(note: {} has QNLI's dev split but no train split)", m.dir.display()));
             }
             out.push(s);
         }
@@ -215,6 +221,7 @@ pub fn build_config(a: &Args) -> Result<TrainConfig> {
         seed: a.seed,
         eval_every: a.eval_every,
         bucket_chunks: a.bucket,
+        dropout: a.dropout,
         dtype: a.compute.dtype()?,
         pad_to_multiple: a.compute.pad_to_multiple(a.backend),
         random_weights: a.random_weights,
@@ -241,9 +248,29 @@ pub fn run_config(
         config.max_train_samples,
         config.max_eval_samples,
     )?;
+    write_data_report(out, &data)?;
     crate::with_backend!(backend, |B, device| crate::train::train::<burn_autodiff::Autodiff<B>>(
         config, &data, out, opts, &device
     ))
+}
+
+/// File in a run folder that records the data actually used (sources, sizes, rows left out).
+pub const DATA_REPORT_FILE: &str = "data.json";
+
+fn write_data_report(out: &Path, data: &crate::train::data::TaskData) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("creating {}: {e}", out.display()))?;
+    let skipped: usize = data.skipped_rows.iter().map(|s| s.count).sum();
+    crate::report::write_json(
+        &out.join(DATA_REPORT_FILE),
+        &serde_json::json!({
+            "train_source": data.train_source,
+            "dev_source": data.dev_source,
+            "train_examples": data.train.len(),
+            "dev_examples": data.dev.len(),
+            "skipped_rows_total": skipped,
+            "skipped_rows": data.skipped_rows,
+        }),
+    )
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -271,4 +298,20 @@ pub fn run(a: Args) -> Result<()> {
         None => println!("stopped early (--stop-after); resume with --resume"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qnli_note_names_the_folder_searched() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("QNLI")).unwrap();
+        std::fs::write(d.path().join("QNLI/dev.tsv"), "index\tquestion\tsentence\tlabel\n").unwrap();
+        let msgs = missing_inputs("/nonexistent-model-dir", Some(d.path()), &[GlueTask::Qnli]);
+        let all = msgs.join("\n");
+        assert!(all.contains(&format!("{} has QNLI's dev split but no train split", d.path().display())), "{all}");
+        assert!(!all.contains("/work/"), "{all}");
+    }
 }

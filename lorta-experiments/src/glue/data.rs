@@ -120,6 +120,24 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// One warning line for the rows this file left out (count, first line numbers, reason), or
+    /// `None` when nothing was skipped.
+    pub fn skip_warning(&self) -> Option<String> {
+        const SHOWN: usize = 5;
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let lines: Vec<String> = self.skipped.iter().take(SHOWN).map(|(l, _)| l.to_string()).collect();
+        let more = if self.skipped.len() > SHOWN { ", …" } else { "" };
+        Some(format!(
+            "warning: {}: skipped {} row(s) (line {}{more}): {}",
+            self.source.display(),
+            self.skipped.len(),
+            lines.join(", "),
+            self.skipped[0].1
+        ))
+    }
+
     pub fn len(&self) -> usize {
         self.examples.len()
     }
@@ -1305,6 +1323,8 @@ pub(crate) mod tests {
         assert_eq!(ds.skipped.len(), 1);
         assert_eq!(ds.skipped[0].0, 3);
         assert!(ds.skipped[0].1.contains("found 5"));
+        let w = ds.skip_warning().unwrap();
+        assert!(w.contains("skipped 1 row(s) (line 3)") && w.contains(&ds.source.display().to_string()) && w.contains("found 5"), "{w}");
         // Too many ragged rows: error.
         let mut s = String::from("index\tsentence1\tsentence2\tlabel\n");
         for i in 0..=MAX_RAGGED_ROWS {

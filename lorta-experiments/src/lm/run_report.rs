@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::report::{csv_string, markdown_table, write_atomic};
-use crate::tables::plot;
+use crate::runner::plot;
 use crate::train::LogEntry;
 
 pub fn write_run_report(out: &Path, title: &str, settings: &serde_json::Value, main_metric: &str, log: &[LogEntry]) -> Result<String> {

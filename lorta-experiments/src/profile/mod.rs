@@ -2,6 +2,7 @@
 //! MACs per step (analytic, see [`flops`]) and ms per training step (forward + backward + AdamW
 //! on the adapter parameters only) of a LLaMA model, batch 1 by default.
 pub mod flops;
+pub mod rss;
 
 use std::time::Instant;
 
@@ -24,8 +25,12 @@ pub struct ProfileRow {
     pub ms_min: f64,
     pub ms_max: f64,
     pub steps: usize,
-    /// Peak bytes in use on the device over one instrumented step (None on ndarray).
+    /// Peak bytes over one instrumented step: in use on the device (GPU backends), or the growth
+    /// of the process's peak resident set size (ndarray); `memory_measure` says which.
     pub peak_memory_bytes: Option<u64>,
+    /// What `peak_memory_bytes` measures: `device allocator`, `process peak RSS growth`, or
+    /// `process peak RSS growth (upper bound)` when the kernel's peak counter could not be reset.
+    pub memory_measure: String,
     /// Peak bytes reserved by the allocator pool.
     pub peak_reserved_bytes: Option<u64>,
     pub flops: u64,
@@ -174,7 +179,15 @@ fn profile_one<B: AutodiffBackend>(
         times.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     // one extra, instrumented step for memory (synchronising inside it would perturb timings)
+    let rss = memory().is_none().then(rss::RssPeak::start).flatten();
     let (model, peak) = step(model, true);
+    let rss = rss.and_then(|r| r.finish());
+    let memory_measure = match (peak, rss) {
+        (Some(_), _) => "device allocator".to_string(),
+        (None, Some((_, true))) => "process peak RSS growth".to_string(),
+        (None, Some((_, false))) => "process peak RSS growth (upper bound)".to_string(),
+        (None, None) => "n/a".to_string(),
+    };
     drop(model.valid());
     let cost = flops::llama_step(&spec.config.shape(), spec.config.vocab_size, b, t, Some(&adapter));
     let (lo, hi) = times.iter().fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
@@ -185,7 +198,8 @@ fn profile_one<B: AutodiffBackend>(
         ms_min: lo,
         ms_max: hi,
         steps: spec.steps,
-        peak_memory_bytes: peak.map(|p| p.0),
+        peak_memory_bytes: peak.map(|p| p.0).or(rss.map(|r| r.0)),
+        memory_measure,
         peak_reserved_bytes: peak.map(|p| p.1),
         flops: cost.step_flops,
         macs: cost.step_macs,

@@ -324,7 +324,7 @@ impl FoldReport {
             .collect();
         write_atomic(&out.join("results.csv"), csv_string(&header, &rows)?.as_bytes())?;
         let series: Vec<(String, Vec<(f64, f64)>)> = self.rows.iter().map(|r| (r.label.clone(), r.loss_curve.clone())).collect();
-        crate::tables::plot::line_series(
+        crate::runner::plot::line_series(
             &out.join("loss_curves.png"),
             &format!("Protein folding ({}): training loss", self.preset),
             "optimizer step",

@@ -18,7 +18,7 @@ use crate::lm::load::LoadedLm;
 use crate::lm::method::LlmMethod;
 use crate::report::{csv_string, markdown_table, thousands, write_atomic, write_json};
 use crate::tables::config::{expand_env, slug};
-use crate::tables::plot;
+use crate::runner::plot;
 use crate::tables::report::Score;
 use crate::train::fit::{check_out_dir, CONFIG_FILE, METRICS_FILE};
 use crate::train::{fit, FitConfig, LogEntry, RunOptions};
@@ -428,7 +428,7 @@ pub fn build_report(table: &Table3Config, preset: &str, tasks: &[LlmTask], metho
 pub fn write_report(out: &Path, rep: &Report, results: &[CellMetrics]) -> Result<()> {
     let mut md = rep.markdown.clone();
     let points: Vec<(String, f64, f64)> = rep.rows.iter().filter_map(|r| Some((r.method.clone(), r.params? as f64, r.average?))).collect();
-    match plot::score_vs_params(&out.join("plot.png"), &format!("{} ({})", rep.table, rep.preset), &points) {
+    match plot::score_vs_params(&out.join("plot.png"), &format!("{} ({})", rep.table, rep.preset), "trainable parameters", "average score", &points) {
         Ok(_) => md.push_str("\n![average score vs trainable parameters](plot.png)\n"),
         Err(e) => md.push_str(&format!("\n(plot not written: {e})\n")),
     }

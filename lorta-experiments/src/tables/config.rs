@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use lorta_core::AdapterConfig;
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +86,8 @@ pub struct Preset {
     pub eval_every: Option<usize>,
     /// Multiply every learning rate of the recipe by this (quick/smoke budgets).
     pub lr_scale: Option<f64>,
+    /// Dropout replacing the checkpoint's (absent: the checkpoint's config.json values).
+    pub dropout: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,29 +101,11 @@ pub struct TableConfig {
     pub presets: BTreeMap<String, Preset>,
 }
 
-/// Replaces `${VAR}` by the variable's value; errors name the variable and what it was for.
-pub fn expand_env(s: &str, what: &str) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let j = after.find('}').ok_or_else(|| anyhow!("{what}: unclosed `${{` in `{s}`"))?;
-        let var = &after[..j];
-        let val = std::env::var(var).map_err(|_| anyhow!("{what} `{s}` needs the environment variable {var}, which is not set"))?;
-        out.push_str(&val);
-        rest = &after[j + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
+pub use crate::runner::config::{expand_env, slug};
 
 impl TableConfig {
     pub fn parse(text: &str, file: &Path) -> Result<Self> {
-        let c: TableConfig = toml::from_str(text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
-        if c.version != CONFIG_VERSION {
-            bail!("{}: version {} is not supported (expected {CONFIG_VERSION})", file.display(), c.version);
-        }
+        let c: TableConfig = crate::runner::config::parse_versioned(text, file, CONFIG_VERSION)?;
         c.validate().with_context(|| format!("{}", file.display()))?;
         Ok(c)
     }
@@ -131,7 +115,7 @@ impl TableConfig {
         Self::parse(&text, file)
     }
 
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.methods.is_empty() {
             bail!("no [[methods]]");
         }
@@ -161,9 +145,7 @@ impl TableConfig {
     }
 
     pub fn preset(&self, name: &str) -> Result<&Preset> {
-        self.presets.get(name).ok_or_else(|| {
-            anyhow!("--preset `{name}` is not defined; this table has: {}", self.presets.keys().cloned().collect::<Vec<_>>().join(", "))
-        })
+        crate::runner::config::pick_preset(&self.presets, name, "table")
     }
 }
 
@@ -174,19 +156,6 @@ pub struct Cell {
     pub task: GlueTask,
     pub seed: u64,
     pub config: TrainConfig,
-}
-
-/// Turns a parse-able slug out of a row name (`LoRTA r4` → `lorta-r4`).
-pub fn slug(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_string()
 }
 
 /// The training settings of every cell of `preset` (model and GLUE folder already resolved).
@@ -225,6 +194,7 @@ pub fn cells(table: &TableConfig, preset: &Preset, tasks: &[GlueTask], model: &P
                     seed,
                     eval_every: preset.eval_every,
                     bucket_chunks: preset.bucket_chunks,
+                    dropout: preset.dropout,
                     dtype: burn::tensor::DType::F32,
                     pad_to_multiple: 1,
                     random_weights: false,
@@ -323,15 +293,5 @@ max_grad_norm = 0.0
         assert!(e.to_string().contains("t.toml") && e.to_string().contains("rnak"), "{e}");
         let c = TableConfig::parse(base, f).unwrap();
         assert!(c.preset("nope").unwrap_err().to_string().contains("this table has: p"));
-    }
-
-    #[test]
-    fn env_expansion() {
-        std::env::set_var("LORTA_TEST_EXPAND", "/x/y");
-        assert_eq!(expand_env("${LORTA_TEST_EXPAND}/glue", "model").unwrap(), "/x/y/glue");
-        assert_eq!(expand_env("plain", "model").unwrap(), "plain");
-        let e = expand_env("${LORTA_TEST_UNSET_VAR_123}", "preset.model").unwrap_err().to_string();
-        assert!(e.contains("LORTA_TEST_UNSET_VAR_123") && e.contains("preset.model"), "{e}");
-        assert_eq!(slug("LoRTA+LoRA r20"), "lorta-lora-r20");
     }
 }

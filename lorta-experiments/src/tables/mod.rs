@@ -1,10 +1,10 @@
 //! The paper's GLUE tables (`table1`, `table2`): config files, running every cell (method ×
 //! task × seed) as its own training run, and the reports (markdown, JSON, CSV, PNG).
 pub mod config;
-pub mod plot;
 pub mod report;
+pub mod sweep;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -13,47 +13,10 @@ use crate::backend::BackendKind;
 use crate::commands::train::{missing_inputs, run_config};
 use crate::glue::{self, GlueTask};
 use crate::report::write_json;
-use crate::train::run::{read_metrics, RunMetrics, CHECKPOINT_FILE_NAME, CONFIG_FILE};
+use crate::runner::{self, RunnerOptions};
+use crate::train::run::{read_metrics, RunMetrics};
 use crate::train::{RunOptions, TrainConfig};
-use config::{cell_dir, cells, expand_env, Cell, TableConfig};
-
-/// What to do with a cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CellAction {
-    /// `metrics.json` exists with the same settings: reuse it.
-    Skip,
-    /// A checkpoint without metrics (interrupted): continue it.
-    Resume,
-    /// Nothing there (or `--force`): train from scratch.
-    Train,
-}
-
-/// Decides whether a cell's folder holds a finished run of exactly `config`.
-/// A finished run with different settings is an error (pass `--force` to retrain).
-pub fn cell_action(dir: &Path, config: &TrainConfig, force: bool) -> Result<CellAction> {
-    if force {
-        return Ok(CellAction::Train);
-    }
-    let cfg_path = dir.join(CONFIG_FILE);
-    let stored: Option<TrainConfig> = std::fs::read_to_string(&cfg_path).ok().and_then(|t| serde_json::from_str(&t).ok());
-    let finished = read_metrics(dir).is_ok();
-    let has_ckpt = dir.join(CHECKPOINT_FILE_NAME).is_file();
-    match stored {
-        Some(s) if &s != config && (finished || has_ckpt) => bail!(
-            "{} holds a run with different settings than the table config now asks for; pass --force to retrain it (or use another --out)",
-            dir.display()
-        ),
-        _ => {}
-    }
-    Ok(if finished {
-        CellAction::Skip
-    } else if has_ckpt {
-        CellAction::Resume
-    } else {
-        CellAction::Train
-    })
-}
+use config::{cell_dir, cells, expand_env, TableConfig};
 
 /// Options of a table run.
 #[derive(Clone, Debug)]
@@ -85,6 +48,24 @@ pub struct CellResult {
 
 pub fn run_table(r: &TableRun) -> Result<()> {
     let table = TableConfig::read(&r.config_file)?;
+    let grid = run_grid(&table, r)?;
+    let rep = report::build(&table, &r.preset, &grid.tasks, &grid.tasks_without_data, &grid.results);
+    report::write(&r.out, &table, &rep)?;
+    println!("{}", rep.markdown);
+    println!("results in {}", r.out.display());
+    Ok(())
+}
+
+/// A trained grid: every cell's result, the tasks that had data and those that did not.
+pub struct Grid {
+    pub results: Vec<CellResult>,
+    pub tasks: Vec<GlueTask>,
+    pub tasks_without_data: Vec<(GlueTask, String)>,
+}
+
+/// Checks the inputs of `table`'s preset, writes `settings.json` (and a copy of the config file),
+/// then trains every cell through the runner (finished ones skipped, interrupted ones resumed).
+pub fn run_grid(table: &TableConfig, r: &TableRun) -> Result<Grid> {
     let preset = table.preset(&r.preset)?.clone();
     let mut preset_used = preset.clone();
     if let Some(s) = &r.seeds {
@@ -136,7 +117,7 @@ pub fn run_table(r: &TableRun) -> Result<()> {
     }
     let model = lorta_models::hub::resolve_model_dir(&model_name)?;
     let gdir = glue::resolve_glue_dir(glue_dir.as_deref(), available[0])?;
-    let mut all = cells(&table, &preset_used, &available, &model, &gdir)?;
+    let mut all = cells(table, &preset_used, &available, &model, &gdir)?;
     for c in &mut all {
         c.config.dtype = r.compute.dtype()?;
         c.config.pad_to_multiple = r.compute.pad_to_multiple(r.backend);
@@ -155,49 +136,51 @@ pub fn run_table(r: &TableRun) -> Result<()> {
         "backend": r.backend.name(),
         "tasks": available.iter().map(|t| t.name()).collect::<Vec<_>>(),
         "tasks_without_data": unavailable.iter().map(|(t, why)| serde_json::json!({"task": t.name(), "why": why})).collect::<Vec<_>>(),
-        "cells": all.iter().map(|c| serde_json::json!({"dir": cell_dir(&r.out, &r.preset, &table, c), "config": c.config})).collect::<Vec<_>>(),
+        "cells": all.iter().map(|c| serde_json::json!({"dir": cell_dir(&r.out, &r.preset, table, c), "config": c.config})).collect::<Vec<_>>(),
     });
     write_json(&r.out.join("settings.json"), &settings)?;
     if let Ok(text) = std::fs::read_to_string(&r.config_file) {
         crate::report::write_atomic(&r.out.join(format!("{}.toml", table.table)), text.as_bytes())?;
     }
 
-    let mut results = Vec::new();
-    let n = all.len();
-    for (i, c) in all.iter().enumerate() {
-        let dir = cell_dir(&r.out, &r.preset, &table, c);
-        let action = cell_action(&dir, &c.config, r.force)?;
-        if r.force && dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {} (--force)", dir.display()))?;
-        }
-        let what = format!("[{}/{n}] {} {} seed {}", i + 1, c.task.name(), c.config.label, c.seed);
-        let metrics = match action {
-            CellAction::Skip => {
-                if !r.quiet {
-                    eprintln!("{what}: finished earlier, skipped ({})", dir.display());
-                }
-                read_metrics(&dir)?
-            }
-            CellAction::Train | CellAction::Resume => {
-                if !r.quiet {
-                    eprintln!("{what}: {}", if action == CellAction::Resume { "resuming" } else { "training" });
-                }
-                let opts = RunOptions { resume: action == CellAction::Resume, quiet: r.quiet, ..Default::default() };
-                let started = std::time::Instant::now();
-                let m = run_config(&c.config, r.backend, &r.compute, &dir, &opts)?.context("run stopped early")?;
-                if !r.quiet {
-                    eprintln!("{what}: {} {:.4} in {:.1}s", m.main_metric, m.best.score, started.elapsed().as_secs_f64());
-                }
-                m
-            }
-        };
-        results.push(CellResult { method: c.config.label.clone(), task: c.task.name().to_string(), seed: c.seed, dir, metrics });
-    }
-    let rep = report::build(&table, &r.preset, &available, &unavailable, &results);
-    report::write(&r.out, &table, &rep)?;
-    println!("{}", rep.markdown);
-    println!("results in {}", r.out.display());
-    Ok(())
+    let grid: Vec<runner::Cell<TrainConfig>> = all
+        .iter()
+        .map(|c| runner::Cell {
+            dir: cell_dir(&r.out, &r.preset, table, c),
+            name: format!("{} {} seed {}", c.task.name(), c.config.label, c.seed),
+            config: c.config.clone(),
+        })
+        .collect();
+    let metrics = train_glue_cells(&grid, r.backend, &r.compute, &RunnerOptions { force: r.force, quiet: r.quiet })?;
+    let results: Vec<CellResult> = all
+        .iter()
+        .zip(grid)
+        .zip(metrics)
+        .map(|((c, g), metrics)| CellResult { method: c.config.label.clone(), task: c.task.name().to_string(), seed: c.seed, dir: g.dir, metrics })
+        .collect();
+    Ok(Grid { results, tasks: available, tasks_without_data: unavailable })
 }
 
-pub fn _cell_type_check(_: &Cell) {}
+/// Trains GLUE cells through the generic runner (finished cells skipped, interrupted ones resumed
+/// from their checkpoint); used by the tables and the rank sweep.
+pub fn train_glue_cells(
+    cells: &[runner::Cell<TrainConfig>],
+    backend: BackendKind,
+    compute: &crate::backend::ComputeArgs,
+    opts: &RunnerOptions,
+) -> Result<Vec<RunMetrics>> {
+    runner::run_cells(cells, opts, |cell, resume| {
+        // A run that wrote metrics.json but stopped before the runner recorded it.
+        if resume {
+            if let Ok(m) = read_metrics(&cell.dir) {
+                return Ok(m);
+            }
+        }
+        let run_opts = RunOptions { resume, quiet: opts.quiet, ..Default::default() };
+        let m = run_config(&cell.config, backend, compute, &cell.dir, &run_opts)?.context("run stopped early")?;
+        if !opts.quiet {
+            eprintln!("{} {}: {} {:.4}", cell.name, cell.dir.display(), m.main_metric, m.best.score);
+        }
+        Ok(m)
+    })
+}

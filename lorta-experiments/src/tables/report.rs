@@ -9,34 +9,10 @@ use serde::Serialize;
 use super::config::{ParamCount, TableConfig};
 use super::CellResult;
 use crate::glue::GlueTask;
-use crate::report::{csv_string, markdown_table, thousands, write_atomic, write_json};
+use crate::report::{csv_string, markdown_table, thousands};
+use crate::runner::report::{PlotKind, PlotSpec, Reports};
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Score {
-    pub mean: f64,
-    pub std: f64,
-    pub values: Vec<f64>,
-}
-
-impl Score {
-    pub fn from_values(values: Vec<f64>) -> Option<Score> {
-        if values.is_empty() {
-            return None;
-        }
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        // Sample standard deviation (n − 1), 0 for one seed.
-        let std = if values.len() > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
-        Some(Score { mean, std, values })
-    }
-    pub fn fmt(&self) -> String {
-        if self.values.len() > 1 {
-            format!("{:.1} ± {:.1}", self.mean, self.std)
-        } else {
-            format!("{:.1}", self.mean)
-        }
-    }
-}
+pub use crate::runner::Score;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
@@ -187,35 +163,20 @@ pub fn build(
 }
 
 pub fn write(out: &Path, _table: &TableConfig, rep: &Report) -> Result<()> {
-    let mut md = rep.markdown.clone();
     let points: Vec<(String, f64, f64)> = rep
         .rows
         .iter()
         .filter_map(|r| Some((r.method.clone(), r.params? as f64, r.average?)))
         .collect();
-    match super::plot::score_vs_params(&out.join("plot.png"), &format!("{} ({})", rep.table, rep.preset), &points) {
-        Ok(super::plot::Text::Rendered) => md.push_str("\n![average score vs trainable parameters](plot.png)\n"),
-        Ok(super::plot::Text::NoFont) => md.push_str(
-            "\n![average score vs trainable parameters](plot.png) (no TrueType font found: the plot has no text; x = parameters on a log scale, y = average score, one point per method in table order)\n",
-        ),
-        Err(e) => md.push_str(&format!("\n(plot not written: {e})\n")),
-    }
-    write_atomic(&out.join("table.md"), md.as_bytes())?;
-    write_json(&out.join("results.json"), rep)?;
-    write_atomic(&out.join("results.csv"), rep.csv.as_bytes())?;
+    let plot = PlotSpec {
+        title: format!("{} ({})", rep.table, rep.preset),
+        x_label: "trainable parameters (log scale)".into(),
+        y_label: "average score".into(),
+        kind: PlotKind::Points(points),
+    };
+    crate::runner::report::write(
+        out,
+        &Reports { markdown_file: "table.md", markdown: rep.markdown.clone(), json: rep, csv: rep.csv.clone(), plot: Some(plot) },
+    )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mean_and_std() {
-        let s = Score::from_values(vec![60.0, 62.0, 64.0]).unwrap();
-        assert!((s.mean - 62.0).abs() < 1e-12 && (s.std - 2.0).abs() < 1e-12);
-        assert_eq!(s.fmt(), "62.0 ± 2.0");
-        assert_eq!(Score::from_values(vec![71.25]).unwrap().fmt(), "71.2");
-        assert!(Score::from_values(vec![]).is_none());
-    }
 }

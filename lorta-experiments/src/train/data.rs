@@ -16,6 +16,36 @@ pub struct TaskData {
     pub pad_id: u32,
     pub train_source: String,
     pub dev_source: String,
+    /// Rows the GLUE reader left out (ragged TSV rows), per file; written to the run's `data.json`.
+    pub skipped_rows: Vec<SkippedRows>,
+}
+
+/// Rows of one data file that were left out.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SkippedRows {
+    pub file: String,
+    pub count: usize,
+    /// 1-based line numbers (all of them: a file with more than a few is an error).
+    pub lines: Vec<usize>,
+    /// Reason of the first one.
+    pub reason: String,
+}
+
+/// Prints one warning per file that left rows out and returns what was left out.
+pub fn report_skipped(sets: &[&Dataset]) -> Vec<SkippedRows> {
+    let mut out = Vec::new();
+    for ds in sets {
+        if let Some(w) = ds.skip_warning() {
+            eprintln!("{w}");
+            out.push(SkippedRows {
+                file: ds.source.display().to_string(),
+                count: ds.skipped.len(),
+                lines: ds.skipped.iter().map(|(l, _)| *l).collect(),
+                reason: ds.skipped[0].1.clone(),
+            });
+        }
+    }
+    out
 }
 
 pub fn encode_dataset(tok: &TextTokenizer, ds: &Dataset) -> Result<Vec<Encoded>> {
@@ -46,6 +76,7 @@ pub fn load_task(
     let tok = TextTokenizer::from_dir(model_dir, Some(max_seq_len))?;
     let train = glue::load_split(glue_dir, task, Split::Train)?.take(max_train);
     let dev = glue::load_split(glue_dir, task, Split::Dev)?.take(max_eval);
+    let skipped_rows = report_skipped(&[&train, &dev]);
     anyhow::ensure!(!train.is_empty(), "{}: no training examples", train.source.display());
     anyhow::ensure!(!dev.is_empty(), "{}: no dev examples", dev.source.display());
     Ok(TaskData {
@@ -55,6 +86,7 @@ pub fn load_task(
         pad_id: tok.pad_id(),
         train_source: train.source.display().to_string(),
         dev_source: dev.source.display().to_string(),
+        skipped_rows,
     })
 }
 

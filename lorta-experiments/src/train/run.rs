@@ -61,6 +61,9 @@ pub struct TrainConfig {
     /// Random weights from the model folder's config.json (timing runs only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub random_weights: bool,
+    /// Dropout probability replacing the checkpoint's (`None`: its config.json values).
+    #[serde(default)]
+    pub dropout: Option<f64>,
 }
 
 fn default_dtype() -> DType {
@@ -91,6 +94,11 @@ impl TrainConfig {
         if !matches!(self.dtype, DType::F32 | DType::BF16 | DType::F16) {
             bail!("--dtype: expected f32, bf16 or f16, got {:?}", self.dtype);
         }
+        if let Some(p) = self.dropout {
+            if !(0.0..1.0).contains(&p) {
+                bail!("--dropout must be in [0, 1), got {p}");
+            }
+        }
         self.fit_config().validate()?;
         self.task()?;
         Ok(())
@@ -114,7 +122,7 @@ impl TrainConfig {
 
     pub fn tuning(&self) -> Tuning {
         let trainable_dtype = (self.dtype != DType::F32).then_some(DType::F32);
-        Tuning { adapter: self.adapter.clone(), head: self.head, seed: self.seed, trainable_dtype, ..Default::default() }
+        Tuning { adapter: self.adapter.clone(), head: self.head, seed: self.seed, trainable_dtype, dropout: self.dropout, ..Default::default() }
     }
 }
 

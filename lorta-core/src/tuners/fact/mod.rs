@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::shared::{
     check_rank, check_square, check_targets, default_targets, one, tucker2_delta, tucker2_dense,
 };
-use super::{Adapter, Method, MethodConfig};
+use super::{Adapter, BuildAdapter, Method, MethodConfig};
 use crate::decomp::Tucker;
 use crate::init::Init;
 use crate::io::TensorMap;
@@ -39,6 +39,9 @@ macro_rules! fact_config {
             }
         }
         impl MethodConfig for $name {
+            fn default_for(rank: usize, targets: &[MatrixKind]) -> Self {
+                $name::new(rank, targets.to_vec())
+            }
             fn method(&self) -> Method {
                 $method
             }
@@ -204,4 +207,18 @@ pub(crate) fn tucker_load<B: Backend>(t: Tucker<B>, tensors: &mut TensorMap, key
     }
     let n = cd.iter().product();
     Tucker::from_parts(core.reshape([1, n]), cd, factors)
+}
+
+impl<B: Backend> BuildAdapter<B> for FactTtConfig {
+    type Set = FactTt<B>;
+    fn build(&self, shape: &ModelShape, rng: &mut StdRng, device: &B::Device) -> Result<FactTt<B>> {
+        Ok(self.init(shape, rng, device))
+    }
+}
+
+impl<B: Backend> BuildAdapter<B> for FactTkConfig {
+    type Set = FactTk<B>;
+    fn build(&self, shape: &ModelShape, rng: &mut StdRng, device: &B::Device) -> Result<FactTk<B>> {
+        Ok(self.init(shape, rng, device))
+    }
 }

@@ -4,10 +4,11 @@
 //! feed-forward module (PEFT's `feedforward_modules`).
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{check_targets, site_index};
-use super::{Adapter, Method, MethodConfig};
+use super::{Adapter, BuildAdapter, Method, MethodConfig};
 use crate::io::TensorMap;
 use crate::site::{ArchNaming, MatrixKind, ModelShape, Site};
 use crate::Result;
@@ -52,6 +53,9 @@ impl Ia3Config {
 }
 
 impl MethodConfig for Ia3Config {
+    fn default_for(_rank: usize, _targets: &[MatrixKind]) -> Self {
+        Ia3Config::default()
+    }
     fn method(&self) -> Method {
         Method::Ia3
     }
@@ -155,5 +159,12 @@ impl<B: Backend> Adapter<B> for Ia3<B> {
             }
         }
         Ok(self)
+    }
+}
+
+impl<B: Backend> BuildAdapter<B> for Ia3Config {
+    type Set = Ia3<B>;
+    fn build(&self, shape: &ModelShape, _rng: &mut StdRng, device: &B::Device) -> Result<Ia3<B>> {
+        Ok(self.init(shape, device))
     }
 }

@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{check_rank, check_targets, default_alpha, default_targets, scaling, site_index};
-use super::{Adapter, Method, MethodConfig};
+use super::{Adapter, BuildAdapter, Method, MethodConfig};
 use crate::init::Init;
 use crate::io::TensorMap;
 use crate::site::{ArchNaming, MatrixKind, ModelShape, Site};
@@ -48,6 +48,9 @@ impl LoraConfig {
 }
 
 impl MethodConfig for LoraConfig {
+    fn default_for(rank: usize, targets: &[MatrixKind]) -> Self {
+        LoraConfig::new(rank, targets.to_vec())
+    }
     fn method(&self) -> Method {
         Method::Lora
     }
@@ -123,5 +126,12 @@ impl<B: Backend> Adapter<B> for Lora<B> {
             }
         }
         Ok(self)
+    }
+}
+
+impl<B: Backend> BuildAdapter<B> for LoraConfig {
+    type Set = Lora<B>;
+    fn build(&self, shape: &ModelShape, rng: &mut StdRng, device: &B::Device) -> Result<Lora<B>> {
+        Ok(self.init(shape, rng, device))
     }
 }

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{check_rank, check_targets, default_alpha, default_targets, scaling, site_index};
-use super::{Adapter, Method, MethodConfig};
+use super::{Adapter, BuildAdapter, Method, MethodConfig};
 use crate::decomp::TtTensor;
 use crate::init::Init;
 use crate::io::TensorMap;
@@ -107,6 +107,9 @@ impl LorettaRepConfig {
 }
 
 impl MethodConfig for LorettaRepConfig {
+    fn default_for(rank: usize, targets: &[MatrixKind]) -> Self {
+        LorettaRepConfig::new(rank, targets.to_vec())
+    }
     fn method(&self) -> Method {
         Method::LorettaRep
     }
@@ -205,6 +208,14 @@ impl<B: Backend> Adapter<B> for LorettaRep<B> {
             }
         }
         Ok(self)
+    }
+}
+
+
+impl<B: Backend> BuildAdapter<B> for LorettaRepConfig {
+    type Set = LorettaRep<B>;
+    fn build(&self, shape: &ModelShape, rng: &mut StdRng, device: &B::Device) -> Result<LorettaRep<B>> {
+        self.init(shape, rng, device)
     }
 }
 

@@ -27,7 +27,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{check_rank, check_square, check_targets, default_alpha, default_targets, scaling};
-use super::{Adapter, Method, MethodConfig};
+use super::{Adapter, BuildAdapter, Method, MethodConfig};
 use crate::decomp::CpTensor;
 use crate::init::Init;
 use crate::io::TensorMap;
@@ -127,6 +127,9 @@ impl LortaConfig {
 }
 
 impl MethodConfig for LortaConfig {
+    fn default_for(rank: usize, targets: &[MatrixKind]) -> Self {
+        LortaConfig::new(rank, targets.to_vec())
+    }
     fn method(&self) -> Method {
         Method::Lorta
     }
@@ -443,6 +446,14 @@ impl<B: Backend> LortaStep<B> {
                 Some((z * w).matmul(output_factor_t.clone()))
             })
             .collect()
+    }
+}
+
+
+impl<B: Backend> BuildAdapter<B> for LortaConfig {
+    type Set = Lorta<B>;
+    fn build(&self, shape: &ModelShape, rng: &mut StdRng, device: &B::Device) -> Result<Lorta<B>> {
+        Ok(self.init(shape, rng, device))
     }
 }
 

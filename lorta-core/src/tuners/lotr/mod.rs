@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fact::{tucker_load, tucker_save, TuckerKeys};
 use super::shared::{check_rank, check_square, check_targets, default_targets, one, site_index, tucker2_delta, tucker2_dense};
-use super::{Adapter, Method, MethodConfig};
+use super::{Adapter, BuildAdapter, Method, MethodConfig};
 use crate::decomp::Tucker;
 use crate::init::Init;
 use crate::io::TensorMap;
@@ -46,6 +46,9 @@ impl LotrConfig {
 }
 
 impl MethodConfig for LotrConfig {
+    fn default_for(rank: usize, targets: &[MatrixKind]) -> Self {
+        LotrConfig::new(rank, targets.to_vec())
+    }
     fn method(&self) -> Method {
         Method::Lotr
     }
@@ -106,5 +109,12 @@ impl<B: Backend> Adapter<B> for Lotr<B> {
     fn load_tensors(mut self, tensors: &mut TensorMap, _naming: &ArchNaming) -> Result<Self> {
         self.tucker = tucker_load(self.tucker, tensors, LOTR_KEYS)?;
         Ok(self)
+    }
+}
+
+impl<B: Backend> BuildAdapter<B> for LotrConfig {
+    type Set = Lotr<B>;
+    fn build(&self, shape: &ModelShape, rng: &mut StdRng, device: &B::Device) -> Result<Lotr<B>> {
+        Ok(self.init(shape, rng, device))
     }
 }

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{check_rank, check_targets, default_targets, site_index};
-use super::{Adapter, Method, MethodConfig};
+use super::{Adapter, BuildAdapter, Method, MethodConfig};
 use crate::init::Init;
 use crate::io::TensorMap;
 use crate::site::{ArchNaming, MatrixKind, ModelShape, Site};
@@ -59,6 +59,9 @@ impl VeraConfig {
 }
 
 impl MethodConfig for VeraConfig {
+    fn default_for(rank: usize, targets: &[MatrixKind]) -> Self {
+        VeraConfig::new(rank, targets.to_vec())
+    }
     fn method(&self) -> Method {
         Method::Vera
     }
@@ -152,5 +155,12 @@ impl<B: Backend> Adapter<B> for Vera<B> {
             }
         }
         Ok(self)
+    }
+}
+
+impl<B: Backend> BuildAdapter<B> for VeraConfig {
+    type Set = Vera<B>;
+    fn build(&self, shape: &ModelShape, rng: &mut StdRng, device: &B::Device) -> Result<Vera<B>> {
+        Ok(self.init(shape, rng, device))
     }
 }
