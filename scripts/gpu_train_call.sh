@@ -66,7 +66,7 @@ PCOMMON="--task rte --glue-dir $GLUE --rank 8 --targets query,value --batch-size
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$OUT/gpu.txt" 2>&1
 if [ "$part" = A ]; then
   log "numerical checks"
-  python3 scripts/gpu_checks.py --bin $BIN --minilm $M --tf32 --out "$OUT/checks.json" >"$OUT/checks.md" 2>"$OUT/checks.err"
+  [ "${SKIP_CHECKS:-0}" = 1 ] || python3 scripts/gpu_checks.py --bin $BIN --minilm $M --tf32 --out "$OUT/checks.json" >"$OUT/checks.md" 2>"$OUT/checks.err"
   log "MiniLM cold start (empty kernel cache), then warm"
   rm -rf $LORTA_KERNEL_CACHE ~/.nv
   ours minilm-f32-cold --backend cuda --model $M $COMMON
@@ -74,7 +74,7 @@ if [ "$part" = A ]; then
   peft peft-minilm-f32 --model $M $PCOMMON --dtype f32
   ours minilm-bf16 --backend cuda --model $M $COMMON --dtype bf16
   peft peft-minilm-bf16 --model $M $PCOMMON --dtype bf16
-  ours minilm-f32-tf32 --backend cuda --model $M $COMMON --tf32
+  [ "${SKIP_TF32:-0}" = 1 ] || ours minilm-f32-tf32 --backend cuda --model $M $COMMON --tf32
   log "wgpu"
   ours minilm-wgpu-f32-cold --backend wgpu --model $M $COMMON
   ours minilm-wgpu-f32-warm --backend wgpu --model $M $COMMON
