@@ -8,6 +8,8 @@ Run from the workspace root (CPU, float32, deterministic):
 Writes
   lorta-models/tests/fixtures/esm-tiny/       bare EsmModel (keys without `esm.`), vocab.txt,
                                               reference.safetensors (+ reference.json: input ids)
+  lorta-models/tests/fixtures/esm1b-tiny/     the same with ESM-1b's absolute positions,
+                                              emb_layer_norm_before and no token dropout
   lorta-models/tests/fixtures/esmfold-tiny/   EsmForProteinFolding (ESM part under `esm.`),
                                               reference.safetensors with s_s, s_z,
                                               distogram_logits, positions, frames, angles, states
@@ -81,12 +83,14 @@ def save_dir(path, model, config, extra_files=None):
             f.write(text)
 
 
-def make_esm():
+def make_esm(name="esm-tiny", **overrides):
     torch.manual_seed(0)
-    config = EsmConfig(**esm_config(architectures=["EsmModel"]))
+    cfg = esm_config(architectures=["EsmModel"])
+    cfg.update(overrides)
+    config = EsmConfig(**cfg)
     model = EsmModel(config, add_pooling_layer=False).eval()
     perturb(model, 1)
-    path = os.path.join(FIX, "esm-tiny")
+    path = os.path.join(FIX, name)
     save_dir(path, model, config)
     tok = EsmTokenizer(os.path.join(path, "vocab.txt"))
     # one sequence with a <mask> (token-dropout rescaling with mask_ratio_observed > 0), one
@@ -197,6 +201,7 @@ def dump_residue_constants():
 
 if __name__ == "__main__":
     make_esm()
+    make_esm("esm1b-tiny", position_embedding_type="absolute", emb_layer_norm_before=True, token_dropout=False)
     make_esmfold()
     dump_residue_constants()
     print("ok")

@@ -86,3 +86,45 @@ fn generate_matches_transformers_greedy_ids() {
     let joined = want.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
     assert!(out.lines().any(|l| l.trim() == format!("ids: {joined}")), "generate printed {out}, expected ids {joined}");
 }
+
+/// Values of a fixture's `reference.safetensors` tensor (flat, row-major).
+fn reference_tensor(name: &str, key: &str) -> Vec<f64> {
+    let mut w = lorta_models::weights::Weights::open(&[fixture(name).join("reference.safetensors")]).unwrap();
+    let (_, shape, _) = w.raw(key).unwrap();
+    w.take(key, &shape).unwrap().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect()
+}
+fn max_rel_flat(ours: &serde_json::Value, reference: &[f64]) -> f64 {
+    let mut x = Vec::new();
+    flat(ours, &mut x);
+    assert_eq!(x.len(), reference.len());
+    let scale = reference.iter().fold(0f64, |m, v| m.max(v.abs()));
+    x.iter().zip(reference).fold(0f64, |m, (p, q)| m.max((p - q).abs())) / scale
+}
+
+/// `forward --text` on ESM-2 (ESM alphabet, `<cls> … <eos>`, right padding) and on ESMFold
+/// (one-letter sequences, `--recycles 1`) equals transformers.
+#[test]
+fn forward_esm_and_esmfold_texts_match_transformers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("esm.json");
+    let esm = fixture("esm-tiny");
+    run_ok(&["forward", "--model", esm.to_str().unwrap(), "--text", "MKTAYIAKQR", "--text", "GS<mask>LJV", "--text", "ACDE", "--out", out.to_str().unwrap()]);
+    let got = json(&out);
+    let reference = json(&esm.join("reference.json"));
+    assert_eq!(got["input_ids"], reference["input_ids"]);
+    let e = max_rel_flat(&got["last_hidden_state"], &reference_tensor("esm-tiny", "last_hidden_state"));
+    assert!(e <= 1e-4, "ESM last_hidden_state: {e:.3e}");
+
+    let fold = fixture("esmfold-tiny");
+    let out = tmp.path().join("fold.json");
+    run_ok(&["forward", "--model", fold.to_str().unwrap(), "--text", "MKTAYIAKQRW", "--text", "GSHLXVCE", "--recycles", "1", "--out", out.to_str().unwrap()]);
+    let got = json(&out);
+    for key in ["s_s", "s_z", "distogram_logits"] {
+        let e = max_rel_flat(&got[key], &reference_tensor("esmfold-tiny", &format!("r1.{key}")));
+        assert!(e <= 1e-4, "ESMFold {key}: {e:.3e}");
+    }
+    // positions of the structure module's last iteration (the reference stacks all of them)
+    let all = reference_tensor("esmfold-tiny", "r1.positions");
+    let e = max_rel_flat(&got["positions"], &all[all.len() / 2..]);
+    assert!(e <= 1e-3, "ESMFold positions: {e:.3e}");
+}

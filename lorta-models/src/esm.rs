@@ -503,3 +503,27 @@ fn rope_tables<B: Backend>(inv_freq: &[f32], s: usize, device: &B::Device) -> (T
     let emb = Tensor::cat(vec![freqs.clone(), freqs], 1).reshape([1, 1, s, 2 * half]);
     (emb.clone().cos(), emb.sin())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alphabet() -> Vec<String> {
+        ["<cls>", "<pad>", "<eos>", "<unk>", "L", "A", "G", "<mask>"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tokenizer_splits_specials_letters_and_unknown_runs() {
+        let t = EsmTokenizer::from_tokens(alphabet()).unwrap();
+        // <cls> L A <mask> <unk>(JJ) G <unk>(<x>: not a token, a run of unknown letters) <eos>
+        assert_eq!(t.encode("LA<mask>JJ G"), vec![0, 4, 5, 7, 3, 6, 2]);
+        assert_eq!(t.tokenize("L <x>"), vec![4, 3]);
+        assert_eq!(t.tokenize("  "), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn tokenizer_needs_the_special_tokens() {
+        let e = EsmTokenizer::from_tokens(vec!["<cls>".into(), "A".into()]).unwrap_err();
+        assert!(e.contains("<pad>") || e.contains("<eos>"), "{e}");
+    }
+}

@@ -290,15 +290,15 @@ impl<B: Backend> EsmFold<B> {
             }
             None => (None, None),
         };
-        let embedding = if c.embed_aa || esm.is_none() { Some(b.param("embedding.weight", [N_TOKENS_EMBED, cs], Init::Normal(1.0), head)?) } else { None };
+        let embedding = if c.embed_aa || esm.is_none() { Some(b.param("embedding.weight", [N_TOKENS_EMBED, cs], Init::Normal(b.init_std), head)?) } else { None };
         let blocks = (0..t.num_blocks).map(|l| TrunkBlock::build(t, l, b, full)).collect::<Result<Vec<_>>>()?;
         let sm = &c.structure_module;
         let trunk = FoldingTrunk {
-            pairwise_positional_embedding: b.param("trunk.pairwise_positional_embedding.embedding.weight", [2 * t.position_bins + 2, cz], Init::Normal(1.0), full)?,
+            pairwise_positional_embedding: b.param("trunk.pairwise_positional_embedding.embedding.weight", [2 * t.position_bins + 2, cz], Init::Normal(b.init_std), full)?,
             blocks,
             recycle_s_norm: b.layer_norm("trunk.recycle_s_norm", cs, TRUNK_LN_EPS, full)?,
             recycle_z_norm: b.layer_norm("trunk.recycle_z_norm", cz, TRUNK_LN_EPS, full)?,
-            recycle_disto: b.param("trunk.recycle_disto.weight", [RECYCLE_BINS, cz], Init::Normal(1.0), full)?,
+            recycle_disto: b.param("trunk.recycle_disto.weight", [RECYCLE_BINS, cz], Init::Normal(b.init_std), full)?,
             structure_module: StructureModule::build(sm, "trunk.structure_module", b, full)?,
             trunk2sm_s: b.linear("trunk.trunk2sm_s", cs, sm.sequence_dim, true, full)?,
             trunk2sm_z: b.linear("trunk.trunk2sm_z", cz, sm.pairwise_dim, true, full)?,
@@ -337,8 +337,10 @@ impl<B: Backend> EsmFold<B> {
     }
 
     /// Random weights (on device). `esm`: a loaded (frozen) ESM stem, or None for the
-    /// embedding-only variant. HF's zero-initialised projections are random here too, except
-    /// where the init matters for a fresh model (identity gates are not reproduced).
+    /// embedding-only variant. As HF's fresh `EsmForProteinFolding` (whose `_init_weights` is
+    /// `EsmPreTrainedModel`'s): every linear and embedding N(0, 0.02²), zero biases, LayerNorms
+    /// at identity, `esm_s_combine` and IPA `head_weights` zero; AlphaFold's zero / gating
+    /// inits are not applied there either.
     pub fn random(config: &EsmFoldConfig, tuning: &Tuning, esm: Option<EsmModel<B>>, dtype: DType, device: &B::Device) -> Result<Self> {
         let mut b = Builder::random(dtype, device);
         let mut c = config.clone();
@@ -535,3 +537,72 @@ pub fn frozen<B: Backend, const D: usize>(t: Tensor<B, D>) -> Param<Tensor<B, D>
 
 /// Every adapter site kind of the trunk, in `C_m` order.
 pub const TRUNK_TARGETS: [MatrixKind; 5] = MatrixKind::GATED_ATTENTION;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(edit: impl FnOnce(&mut Value)) -> Result<EsmFoldConfig> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/esmfold-tiny/config.json");
+        let mut j = JsonFile::read(&path).unwrap();
+        edit(&mut j.value);
+        EsmFoldConfig::from_json(&j)
+    }
+
+    #[test]
+    fn config_reads_the_fixture_and_the_pair_update_switch() {
+        let c = config_with(|_| {}).unwrap();
+        assert_eq!((c.trunk.num_blocks, c.trunk.sequence_state_dim, c.trunk.pairwise_state_dim), (2, 16, 8));
+        assert_eq!(c.trunk.pair_update, PairUpdate::SequenceToPair);
+        assert_eq!(c.structure_module.num_v_points, 3);
+        let c = config_with(|v| {
+            v["esmfold_config"]["trunk"]["pair_update"] = "outer_product_mean".into();
+            v["esmfold_config"]["trunk"]["outer_product_mean_dim"] = 7.into();
+        })
+        .unwrap();
+        assert_eq!(c.trunk.pair_update, PairUpdate::OuterProductMean { dim: 7 });
+    }
+
+    #[test]
+    fn config_errors_name_the_file_and_key() {
+        let e = config_with(|v| v["esmfold_config"]["trunk"]["pair_update"] = "msa".into()).unwrap_err().to_string();
+        assert!(e.contains("config.json") && e.contains("pair_update"), "{e}");
+        let e = config_with(|v| v["esmfold_config"]["trunk"]["sequence_head_width"] = 5.into()).unwrap_err().to_string();
+        assert!(e.contains("sequence_head_width"), "{e}");
+        let e = config_with(|v| v["esmfold_config"]["trunk"]["structure_module"]["num_angles"] = 5.into()).unwrap_err().to_string();
+        assert!(e.contains("num_angles"), "{e}");
+        let e = config_with(|v| v["esmfold_config"]["bypass_lm"] = true.into()).unwrap_err().to_string();
+        assert!(e.contains("bypass_lm"), "{e}");
+        let e = config_with(|v| v["vocab_list"] = serde_json::json!(["<pad>", "A"])).map(|c| c.af2_to_esm()).unwrap().unwrap_err();
+        assert!(e.contains("vocab_list has no"), "{e}");
+    }
+
+    /// Cβ placement and 15-bin recycling distogram on a hand-made backbone: residues 4 Å apart
+    /// along x with identical local geometry, so Cβ–Cβ distances are multiples of 4 Å.
+    #[test]
+    fn recycle_bins_count_boundaries_below_the_cb_distance() {
+        type B = burn_ndarray::NdArray<f32>;
+        let dev = Default::default();
+        let l = 4;
+        let mut data = vec![0f32; l * 14 * 3];
+        for i in 0..l {
+            let x = 4.0 * i as f32;
+            let atoms = [[x - 1.2, 0.8, 0.0], [x, 0.0, 0.0], [x + 1.3, 0.6, 0.0]];
+            for (a, p) in atoms.iter().enumerate() {
+                for k in 0..3 {
+                    data[(i * 14 + a) * 3 + k] = p[k];
+                }
+            }
+        }
+        let pos = Tensor::<B, 4>::from_data(TensorData::new(data, [1, l, 14, 3]), &dev);
+        let bins = recycle_bins(pos).into_data().to_vec::<i64>().unwrap();
+        let step = (RECYCLE_MAX_BIN - RECYCLE_MIN_BIN) / 13.0;
+        for i in 0..l {
+            for j in 0..l {
+                let d = 4.0 * (i as f64 - j as f64).abs();
+                let want = (0..14).filter(|&k| d > RECYCLE_MIN_BIN + step * k as f64).count() as i64;
+                assert_eq!(bins[i * l + j], want, "pair ({i},{j}) at {d} Å");
+            }
+        }
+    }
+}

@@ -354,6 +354,7 @@ impl<B: Backend> ResidueMlp<B> {
 }
 
 /// The pair update module of a block.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum PairUpdateModule<B: Backend> {
     SequenceToPair(SequenceToPair<B>),
@@ -479,5 +480,68 @@ impl<B: Backend> TrunkBlock<B> {
             mlp_pair,
             index,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, TensorData};
+
+    type B = burn_ndarray::NdArray<f32>;
+
+    /// The outer product mean without materialising `a_i ⊗ b_j` equals the dense Alg. 10 form
+    /// `(linear_out(vec(a_i ⊗ b_j)) ) / (m_i·m_j + ε)` computed entry by entry, padding included.
+    #[test]
+    fn outer_product_mean_matches_the_dense_formula() {
+        let dev = Default::default();
+        let (cs, c, cz, l) = (5, 3, 4, 4);
+        let mut b = Builder::<B>::random(burn::tensor::DType::F32, &dev);
+        b.init_std = 0.5;
+        let opm = OuterProductMean {
+            layer_norm: b.layer_norm("ln", cs, TRUNK_LN_EPS, false).unwrap(),
+            linear_a: b.linear("a", cs, c, true, false).unwrap(),
+            linear_b: b.linear("b", cs, c, true, false).unwrap(),
+            linear_out: HfLinear {
+                weight: crate::nn::make_param(Tensor::random([cz, c * c], Distribution::Normal(0.0, 1.0), &dev), false),
+                bias: Some(crate::nn::make_param(Tensor::random([cz], Distribution::Normal(0.0, 1.0), &dev), false)),
+            },
+        };
+        let s = Tensor::<B, 3>::random([1, l, cs], Distribution::Normal(0.0, 1.0), &dev);
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0], [1, l]), &dev);
+        let got = opm.forward(s.clone(), mask.clone()).into_data().to_vec::<f32>().unwrap();
+        let x = opm.layer_norm.forward(s);
+        let a = opm.linear_a.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+        let bb = opm.linear_b.forward(x).into_data().to_vec::<f32>().unwrap();
+        let w = opm.linear_out.weight.val().into_data().to_vec::<f32>().unwrap();
+        let bias = opm.linear_out.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap();
+        let m = [1.0f32, 1.0, 1.0, 0.0];
+        for i in 0..l {
+            for j in 0..l {
+                for z in 0..cz {
+                    let mut acc = bias[z];
+                    for p in 0..c {
+                        for q in 0..c {
+                            acc += w[z * c * c + p * c + q] * a[i * c + p] * m[i] * bb[j * c + q] * m[j];
+                        }
+                    }
+                    let want = acc / (m[i] * m[j] + OPM_EPS as f32);
+                    let ours = got[(i * l + j) * cz + z];
+                    assert!((ours - want).abs() <= 1e-4 * want.abs().max(1.0), "({i},{j},{z}): {ours} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trunk_config_rejects_bad_head_widths() {
+        let mut c = TrunkConfig::esmfold(2);
+        c.sequence_head_width = 30;
+        assert!(c.validate().unwrap_err().contains("sequence_head_width"));
+        let mut c = TrunkConfig::esmfold(2);
+        c.pairwise_head_width = 0;
+        assert!(c.validate().unwrap_err().contains("pairwise_head_width"));
+        assert!(TrunkConfig::paper().validate().is_ok());
+        assert_eq!((TrunkConfig::paper().sequence_heads(), TrunkConfig::paper().pairwise_heads()), (32, 4));
     }
 }

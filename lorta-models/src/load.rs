@@ -151,6 +151,9 @@ impl Array {
     }
 }
 
+/// Token ids per text and, for BERT-style tokenizers, token type ids.
+pub type EncodedTexts = (Vec<Vec<u32>>, Option<Vec<Vec<u32>>>);
+
 /// What `forward` writes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ForwardOutput {
@@ -295,7 +298,7 @@ impl<B: Backend> AutoModel<B> {
     /// Token ids of texts with the folder's tokenizer: ESM's alphabet for ESM-2, AlphaFold
     /// residue indices for ESMFold (one-letter codes, unknown letters → X), else
     /// `tokenizer.json` / `vocab.txt` (WordPiece).
-    pub fn encode_texts(&self, dir: &Path, texts: &[String]) -> Result<(Vec<Vec<u32>>, Option<Vec<Vec<u32>>>)> {
+    pub fn encode_texts(&self, dir: &Path, texts: &[String]) -> Result<EncodedTexts> {
         match self {
             AutoModel::Esm(_) => {
                 let tok = EsmTokenizer::from_dir(dir)?;

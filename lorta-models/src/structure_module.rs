@@ -88,7 +88,7 @@ pub fn aatype_of(sequence: &str) -> Vec<u32> {
     let rc = residue_constants();
     sequence
         .chars()
-        .map(|c| rc.restypes_with_x.iter().take(20).position(|t| t.chars().next() == Some(c.to_ascii_uppercase())).unwrap_or(20) as u32)
+        .map(|c| rc.restypes_with_x.iter().take(20).position(|t| t.starts_with(c.to_ascii_uppercase())).unwrap_or(20) as u32)
         .collect()
 }
 
@@ -310,8 +310,8 @@ impl<B: Backend> StructureModule<B> {
             linear_q_points: b.linear(&p("ipa.linear_q_points"), cs, c.num_heads_ipa * c.num_qk_points * 3, true, train)?,
             linear_kv_points: b.linear(&p("ipa.linear_kv_points"), cs, c.num_heads_ipa * (c.num_qk_points + c.num_v_points) * 3, true, train)?,
             linear_b: b.linear(&p("ipa.linear_b"), cz, c.num_heads_ipa, true, train)?,
-            // softplus⁻¹(1), OpenFold's init
-            head_weights: b.param(&p("ipa.head_weights"), [c.num_heads_ipa], Init::Normal(0.0), train)?,
+            // zeros, as HF's fresh model (OpenFold would use softplus⁻¹(1))
+            head_weights: b.param(&p("ipa.head_weights"), [c.num_heads_ipa], Init::Zeros, train)?,
             linear_out: b.linear(&p("ipa.linear_out"), concat, cs, true, train)?,
             config: c.clone(),
         };

@@ -45,10 +45,18 @@ fn rows(v: &Value) -> Vec<Vec<u32>> {
     ids(v)
 }
 
+/// ESM-2 (rotary, token dropout with a `<mask>` in the batch) and ESM-1b style (absolute
+/// positions, `emb_layer_norm_before`, no token dropout).
 #[test]
 fn esm_tiny_tokenizer_and_hidden_states() {
-    let r = reference("esm-tiny");
-    let dir = fixture("esm-tiny");
+    for name in ["esm-tiny", "esm1b-tiny"] {
+        check_esm(name);
+    }
+}
+
+fn check_esm(name: &str) {
+    let r = reference(name);
+    let dir = fixture(name);
     let tok = EsmTokenizer::from_dir(&dir).unwrap();
     let want = rows(&r["input_ids"]);
     let mask = rows(&r["attention_mask"]);
@@ -61,7 +69,7 @@ fn esm_tiny_tokenizer_and_hidden_states() {
     let (seqs, _) = model.encode_texts(&dir, &texts).unwrap();
     let out = model.forward_ids(&seqs, None).unwrap();
     assert_eq!(out.input_ids, want, "right-padded with <pad>");
-    check("esm-tiny last_hidden_state", out.last_hidden_state.as_ref().unwrap(), &reference_tensor("esm-tiny", "last_hidden_state"), 1e-4);
+    check(&format!("{name} last_hidden_state"), out.last_hidden_state.as_ref().unwrap(), &reference_tensor(name, "last_hidden_state"), 1e-4);
 }
 
 fn esmfold_inputs() -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
