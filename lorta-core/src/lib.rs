@@ -8,11 +8,13 @@
 //! - [`site`]: where adapters attach (layer × matrix kind) and the model shapes they need.
 //! - [`io`]: safetensors tensor maps and adapter folders (PEFT layout and the paper's LoRTA layout).
 //! - [`params`]: trainable-parameter counting.
+//! - [`matmul`]: the matrix product every model and adapter uses (f32-exact on TF32 hardware).
 
 pub mod decomp;
 pub mod error;
 pub mod init;
 pub mod io;
+pub mod matmul;
 pub mod params;
 pub mod site;
 pub mod tuners;

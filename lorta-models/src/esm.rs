@@ -285,12 +285,12 @@ fn unscaled_attention<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B,
     let [b, h, sq, _] = q.dims();
     let sk = k.dims()[2];
     let dtype = q.dtype();
-    let scores = upcast(q.matmul(k.swap_dims(2, 3)));
+    let scores = upcast(crate::nn::matmul(q, k.swap_dims(2, 3)));
     let scores = match mask {
         Some(m) => scores.mask_fill(m.expand([b, h, sq, sk]), MASK_VALUE),
         None => scores,
     };
-    downcast(softmax(scores, 3), dtype).matmul(v)
+    crate::nn::matmul(downcast(softmax(scores, 3), dtype), v)
 }
 
 /// `x·cos + rotate_half(x)·sin` (computed in f32 as HF does), `rotate_half(x) = cat(−x₂, x₁)`.
@@ -499,7 +499,7 @@ fn rope_tables<B: Backend>(inv_freq: &[f32], s: usize, device: &B::Device) -> (T
     let half = inv_freq.len();
     let pos = Tensor::<B, 1, Int>::arange(0..s as i64, device).float().cast(FloatDType::F32).reshape([s, 1]);
     let inv = Tensor::<B, 1>::from_data(TensorData::new(inv_freq.to_vec(), [half]), (device, DType::F32)).reshape([1, half]);
-    let freqs = pos.matmul(inv);
+    let freqs = crate::nn::matmul(pos, inv);
     let emb = Tensor::cat(vec![freqs.clone(), freqs], 1).reshape([1, 1, s, 2 * half]);
     (emb.clone().cos(), emb.sin())
 }

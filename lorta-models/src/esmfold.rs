@@ -34,7 +34,7 @@ use crate::evoformer::{PairUpdate, TrunkAdapters, TrunkBlock, TrunkConfig, TRUNK
 use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::load::LoadOptions;
-use crate::nn::{make_param, Builder, HfLinear, Init, LayerNorm};
+use crate::nn::{make_param, matmul, Builder, HfLinear, Init, LayerNorm};
 use crate::structure_module::{StructureModule, StructureModuleConfig, StructureOutput};
 use crate::tuning::{cast_module, HeadTuning, Tuning};
 use crate::weights::Weights;
@@ -391,7 +391,7 @@ impl<B: Backend> EsmFold<B> {
         let d = states[0].dims()[2];
         let w = softmax(self.esm_s_combine.as_ref().expect("stem present").val(), 0);
         let stacked = Tensor::stack::<4>(states, 3); // [b, L+2, d, n]
-        let combined = stacked.matmul(w.reshape([1, 1, n, 1])).reshape([b, l + 2, d]);
+        let combined = matmul(stacked, w.reshape([1, 1, n, 1])).reshape([b, l + 2, d]);
         combined.slice([0..b, 1..l + 1, 0..d])
     }
 

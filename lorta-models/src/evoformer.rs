@@ -23,7 +23,7 @@ use lorta_core::{AdapterStep, MatrixKind, Site};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::nn::{Builder, HfLinear, LayerNorm};
+use crate::nn::{matmul, Builder, HfLinear, LayerNorm};
 
 /// PyTorch's `nn.LayerNorm` default, used everywhere in the trunk.
 pub const TRUNK_LN_EPS: f64 = 1e-5;
@@ -170,10 +170,10 @@ impl<B: Backend> SeqAttention<B> {
         let (q, k, v, g) = (next(), next(), next(), next());
         let heads = |t: Tensor<B, 2>| t.reshape([b, l, h, hw]).swap_dims(1, 2);
         let (q, k, v) = (heads(q) * (hw as f64).powf(-0.5), heads(k), heads(v));
-        let a = q.matmul(k.swap_dims(2, 3)) + bias.permute([0, 3, 1, 2]);
+        let a = matmul(q, k.swap_dims(2, 3)) + bias.permute([0, 3, 1, 2]);
         let key_pad = mask.equal_elem(0.0).reshape([b, 1, 1, l]).expand([b, h, l, l]);
         let a = softmax(a.mask_fill(key_pad, f32::NEG_INFINITY), 3);
-        let y = a.matmul(v).swap_dims(1, 2).reshape([b * l, d]);
+        let y = matmul(a, v).swap_dims(1, 2).reshape([b * l, d]);
         let y = sigmoid(g) * y;
         adapted_one(&self.o_proj, y, adapters, site(MatrixKind::Output)).reshape([b, l, d])
     }
@@ -223,8 +223,8 @@ impl<B: Backend> TriangleAttention<B> {
         let (q, k, v, g) = (next(), next(), next(), next());
         let heads = |t: Tensor<B, 2>| t.reshape([b * n, n, h, ch]).swap_dims(1, 2);
         let (q, k, v) = (heads(q) / (ch as f64).sqrt(), heads(k), heads(v));
-        let a = q.matmul(k.swap_dims(2, 3)) + mask_bias + tri;
-        let o = softmax(a, 3).matmul(v).swap_dims(1, 2).reshape([b * n * n, hc]);
+        let a = matmul(q, k.swap_dims(2, 3)) + mask_bias + tri;
+        let o = matmul(softmax(a, 3), v).swap_dims(1, 2).reshape([b * n * n, hc]);
         let o = sigmoid(g) * o;
         let o = adapted_one(&self.linear_o, o, adapters, site(MatrixKind::Output)).reshape([b, n, n, c]);
         if self.starting {
@@ -259,9 +259,9 @@ impl<B: Backend> TriangleMultiplication<B> {
         let bb = sigmoid(lin4(&self.linear_b_g, z.clone())) * lin4(&self.linear_b_p, z.clone()) * m;
         // outgoing: p_ij = Σ_k a_ik b_jk; incoming: p_ij = Σ_k a_ki b_kj (per channel)
         let p = if self.outgoing {
-            a.permute([0, 3, 1, 2]).matmul(bb.permute([0, 3, 2, 1]))
+            matmul(a.permute([0, 3, 1, 2]), bb.permute([0, 3, 2, 1]))
         } else {
-            a.permute([0, 3, 2, 1]).matmul(bb.permute([0, 3, 1, 2]))
+            matmul(a.permute([0, 3, 2, 1]), bb.permute([0, 3, 1, 2]))
         };
         let x = self.layer_norm_out.forward(p.permute([0, 2, 3, 1]));
         lin4(&self.linear_z, x) * sigmoid(lin4(&self.linear_g, z))
@@ -313,9 +313,9 @@ impl<B: Backend> OuterProductMean<B> {
         let cz = self.linear_out.d_out();
         // W: [cz, c·c] as [cz, c, c]; t_j[z, c] = Σ_e W[z, c, e] b_j[e]
         let w = self.linear_out.weight.val().reshape([cz * c, c]);
-        let t = bb.reshape([b * l, c]).matmul(w.transpose()).reshape([b, l * cz, c]);
+        let t = matmul(bb.reshape([b * l, c]), w.transpose()).reshape([b, l * cz, c]);
         // out_ij[z] = Σ_c a_i[c] t_j[z, c]
-        let out = a.matmul(t.swap_dims(1, 2)).reshape([b, l, l, cz]);
+        let out = matmul(a, t.swap_dims(1, 2)).reshape([b, l, l, cz]);
         let out = match &self.linear_out.bias {
             Some(bias) => out + bias.val().reshape([1, 1, 1, cz]),
             None => out,

@@ -243,7 +243,7 @@ fn rope_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, dtype: DTy
     let half = inv_freq.len();
     let pos = Tensor::<B, 1, Int>::arange(offset as i64..(offset + s) as i64, device).float().cast(FloatDType::F32).reshape([s, 1]);
     let inv = Tensor::<B, 1>::from_data(TensorData::new(inv_freq.to_vec(), [half]), (device, DType::F32)).reshape([1, half]);
-    let freqs = pos.matmul(inv);
+    let freqs = crate::nn::matmul(pos, inv);
     let emb = Tensor::cat(vec![freqs.clone(), freqs], 1).reshape([1, 1, s, 2 * half]);
     let cos = emb.clone().cos();
     let sin = emb.sin();

@@ -111,39 +111,8 @@ impl<'a, B: Backend> Builder<'a, B> {
     }
 }
 
-static EXACT_F32_MATMUL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Makes [`matmul`] accurate in f32 on backends whose f32 matmul runs on TF32 tensor cores
-/// (burn 0.21's CUDA backend does, with no switch: ~1e-4 relative error). Process-wide.
-pub fn set_exact_f32_matmul(on: bool) {
-    EXACT_F32_MATMUL.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-pub fn exact_f32_matmul() -> bool {
-    EXACT_F32_MATMUL.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// `a·b`; with [`set_exact_f32_matmul`] on and f32 operands, every operand is split into a
-/// bf16-exact high part and the remainder (`a = a_hi + a_lo`) and the product is
-/// `a_hi·b_hi + a_hi·b_lo + a_lo·b_hi`: the high parts pass TF32 rounding unchanged, the
-/// remainders lose ~2⁻¹¹ of their own size, so the result is accurate to ~1e-6 instead of ~1e-4.
-/// The correction is added without gradient: backward costs one TF32 product as usual.
-pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
-    if a.dtype() != DType::F32 || !exact_f32_matmul() {
-        return a.matmul(b);
-    }
-    let split = |x: Tensor<B, D>| {
-        let hi = x.clone().cast(FloatDType::BF16).cast(FloatDType::F32);
-        let lo = x - hi.clone();
-        (hi, lo)
-    };
-    let fast = a.clone().matmul(b.clone());
-    let (a_hi, a_lo) = split(a.detach());
-    let (b_hi, b_lo) = split(b.detach());
-    let exact = a_hi.clone().matmul(b_hi.clone()) + a_hi.matmul(b_lo) + a_lo.matmul(b_hi);
-    let correction = exact - fast.clone().detach();
-    fast + correction
-}
+// One switch for the models' and the adapters' products: lorta-core owns it.
+pub use lorta_core::matmul::{exact_f32_matmul, matmul, set_exact_f32_matmul};
 
 /// `y = x·Wᵀ + b` with `W: [out, in]` (PyTorch layout).
 #[derive(Module, Debug)]

@@ -20,7 +20,7 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::nn::{Builder, HfLinear, Init, LayerNorm};
+use crate::nn::{matmul, Builder, HfLinear, Init, LayerNorm};
 
 /// HF `StructureModuleConfig` (the fields inference uses).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,18 +103,18 @@ impl<B: Backend> Rigid<B> {
     /// `R·p + t` for points `p: [n, k, 3]`.
     pub fn apply(&self, p: Tensor<B, 3>) -> Tensor<B, 3> {
         let n = p.dims()[0];
-        p.matmul(self.rot.clone().swap_dims(1, 2)) + self.trans.clone().reshape([n, 1, 3])
+        matmul(p, self.rot.clone().swap_dims(1, 2)) + self.trans.clone().reshape([n, 1, 3])
     }
     /// `Rᵀ·(p − t)` for points `p: [n, k, 3]`.
     pub fn invert_apply(&self, p: Tensor<B, 3>) -> Tensor<B, 3> {
         let n = p.dims()[0];
-        (p - self.trans.clone().reshape([n, 1, 3])).matmul(self.rot.clone())
+        matmul(p - self.trans.clone().reshape([n, 1, 3]), self.rot.clone())
     }
     /// `self ∘ other` (apply `other` first): `(R₁R₂, R₁t₂ + t₁)`.
     pub fn compose(&self, other: &Rigid<B>) -> Rigid<B> {
         let n = other.trans.dims()[0];
-        let rot = self.rot.clone().matmul(other.rot.clone());
-        let trans = self.rot.clone().matmul(other.trans.clone().reshape([n, 3, 1])).reshape([n, 3]) + self.trans.clone();
+        let rot = matmul(self.rot.clone(), other.rot.clone());
+        let trans = matmul(self.rot.clone(), other.trans.clone().reshape([n, 3, 1])).reshape([n, 3]) + self.trans.clone();
         Rigid { rot, trans }
     }
     pub fn scale_translation(&self, f: f64) -> Rigid<B> {
@@ -197,26 +197,26 @@ impl<B: Backend> InvariantPointAttention<B> {
         let k_pts = kv_pts.clone().slice([0..b, 0..n, 0..h, 0..pq, 0..3]);
         let v_pts = kv_pts.slice([0..b, 0..n, 0..h, pq..pq + pv, 0..3]);
         let bias = crate::evoformer::lin4(&self.linear_b, z.clone()).permute([0, 3, 1, 2]); // [b, h, N, N]
-        let mut a = q.matmul(k.swap_dims(2, 3)) * (1.0 / (3.0 * c as f64)).sqrt() + bias * (1.0f64 / 3.0).sqrt();
+        let mut a = matmul(q, k.swap_dims(2, 3)) * (1.0 / (3.0 * c as f64)).sqrt() + bias * (1.0f64 / 3.0).sqrt();
         // Σ_p w_h ‖q_ip − k_jp‖² = w_h (‖q_i‖² + ‖k_j‖² − 2 q_i·k_j), over the flattened (p, xyz)
         let qf = q_pts.swap_dims(1, 2).reshape([b, h, n, pq * 3]);
         let kf = k_pts.swap_dims(1, 2).reshape([b, h, n, pq * 3]);
         let qn = qf.clone().powi_scalar(2).sum_dim(3); // [b, h, N, 1]
         let kn = kf.clone().powi_scalar(2).sum_dim(3).swap_dims(2, 3); // [b, h, 1, N]
-        let d2 = qn + kn - qf.matmul(kf.swap_dims(2, 3)) * 2.0;
+        let d2 = qn + kn - matmul(qf, kf.swap_dims(2, 3)) * 2.0;
         let hw = softplus(self.head_weights.val(), 1.0) * (1.0 / (3.0 * (pq as f64 * 9.0 / 2.0))).sqrt();
         a = a + d2 * hw.reshape([1, h, 1, 1]) * (-0.5);
         let sq = (mask.clone().reshape([b, n, 1]) * mask.reshape([b, 1, n])).sub_scalar(1.0) * cfg.inf;
         a = a + sq.reshape([b, 1, n, n]);
         let a = softmax(a, 3);
-        let o = a.clone().matmul(v).swap_dims(1, 2).reshape([b, n, h * c]);
+        let o = matmul(a.clone(), v).swap_dims(1, 2).reshape([b, n, h * c]);
         // o_pt[i, h, p] = Σ_j a[h, i, j] v_pts[j, h, p], back into residue i's frame
         let vf = v_pts.swap_dims(1, 2).reshape([b, h, n, pv * 3]);
-        let o_pt = a.clone().matmul(vf).reshape([b, h, n, pv, 3]).swap_dims(1, 2).reshape([b * n, h * pv, 3]);
+        let o_pt = matmul(a.clone(), vf).reshape([b, h, n, pv, 3]).swap_dims(1, 2).reshape([b * n, h * pv, 3]);
         let o_pt = r.invert_apply(o_pt); // [bN, h·pv, 3]
         let o_pt_norm = (o_pt.clone().powi_scalar(2).sum_dim(2).add_scalar(cfg.epsilon)).sqrt().reshape([b, n, h * pv]);
         let coord = |i: usize| o_pt.clone().slice([0..b * n, 0..h * pv, i..i + 1]).reshape([b, n, h * pv]);
-        let o_pair = a.swap_dims(1, 2).matmul(z).reshape([b, n, h * cz]); // [b, N, h, N]·[b, N, N, cz]
+        let o_pair = matmul(a.swap_dims(1, 2), z).reshape([b, n, h * cz]); // [b, N, h, N]·[b, N, N, cz]
         let cat = Tensor::cat(vec![o, coord(0), coord(1), coord(2), o_pt_norm, o_pair], 2);
         self.linear_out.forward(cat)
     }
@@ -377,7 +377,7 @@ impl<B: Backend> StructureModule<B> {
             let upd = self.bb_update.forward(s.clone()).reshape([b * n, 6]);
             let qv = upd.clone().slice([0..b * n, 0..3]);
             let tv = upd.slice([0..b * n, 3..6]);
-            let trans = rigid.trans.clone() + rigid.rot.clone().matmul(tv.reshape([b * n, 3, 1])).reshape([b * n, 3]);
+            let trans = rigid.trans.clone() + matmul(rigid.rot.clone(), tv.reshape([b * n, 3, 1])).reshape([b * n, 3]);
             quat = quat_update(quat, qv);
             rigid = Rigid { rot: quat_to_rot(quat.clone()), trans };
             let backbone = rigid.scale_translation(self.config.trans_scale_factor);
@@ -453,7 +453,7 @@ fn torsion_angles_to_frames<B: Backend>(backbone: &Rigid<B>, angles: Tensor<B, 4
     let one = Tensor::<B, 2>::ones([m * 8, 1], (&device, dtype));
     let zero = Tensor::<B, 2>::zeros([m * 8, 1], (&device, dtype));
     let rot = Tensor::cat(vec![one, zero.clone(), zero.clone(), zero.clone(), cos.clone(), sin.clone().neg(), zero, sin, cos], 1).reshape([m * 8, 3, 3]);
-    let local = Rigid { rot: def.rot.clone().matmul(rot), trans: def.trans };
+    let local = Rigid { rot: matmul(def.rot.clone(), rot), trans: def.trans };
     let group = |g: usize| Rigid {
         rot: local.rot.clone().reshape([m, 8, 3, 3]).slice([0..m, g..g + 1, 0..3, 0..3]).reshape([m, 3, 3]),
         trans: local.trans.clone().reshape([m, 8, 3]).slice([0..m, g..g + 1, 0..3]).reshape([m, 3]),
@@ -478,7 +478,7 @@ fn atom14_positions<B: Backend>(groups: &Rigid<B>, aatype: Tensor<B, 2, Int>, t:
     let rot = groups.rot.clone().select(0, flat.clone()); // [m·14, 3, 3]
     let trans = groups.trans.clone().select(0, flat); // [m·14, 3]
     let lit = gather_rows(t.lit_positions.clone(), aatype.clone()).reshape([m * 14, 3, 1]);
-    let pos = rot.matmul(lit).reshape([m * 14, 3]) + trans;
+    let pos = matmul(rot, lit).reshape([m * 14, 3]) + trans;
     let mask = gather_rows(t.atom_mask.clone(), aatype).reshape([m * 14, 1]);
     (pos * mask).reshape([m, 14, 3])
 }

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::nn::{make_param, HfLinear};
+use crate::nn::{make_param, matmul, HfLinear};
 
 /// How the task head is trained.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,7 +226,7 @@ impl<B: Backend> HeadDense<B> {
     pub fn forward2(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let y = self.base.forward2(x.clone());
         match (&self.lora_a, &self.lora_b) {
-            (Some(a), Some(b)) => y + x.matmul(a.val().transpose()).matmul(b.val().transpose()),
+            (Some(a), Some(b)) => y + matmul(matmul(x, a.val().transpose()), b.val().transpose()),
             _ => y,
         }
     }
@@ -234,7 +234,7 @@ impl<B: Backend> HeadDense<B> {
     pub fn merged_weight(&self) -> Tensor<B, 2> {
         let w = self.base.weight.val();
         match (&self.lora_a, &self.lora_b) {
-            (Some(a), Some(b)) => w + b.val().matmul(a.val()),
+            (Some(a), Some(b)) => w + matmul(b.val(), a.val()),
             _ => w,
         }
     }

@@ -1,4 +1,5 @@
 //! CP (CANDECOMP/PARAFAC) tensors of any order: T[i₁…i_N] = Σ_r Π_n U_n[i_n, r].
+use crate::matmul::matmul;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -128,7 +129,7 @@ impl<B: Backend> CpTensor<B> {
         if rest.is_empty() {
             return Ok(z.sum_dim(1));
         }
-        Ok(z.matmul(self.khatri_rao(&rest).transpose()))
+        Ok(matmul(z, self.khatri_rao(&rest).transpose()))
     }
 
     /// Rank-space coefficients `[batch, r]`: x contracted over `chosen` (ascending, x laid out
@@ -146,13 +147,10 @@ impl<B: Backend> CpTensor<B> {
         let batch = x.dims()[0];
         let z: Tensor<B, 2> = match chosen.split_last() {
             // No input modes: x is [batch, 1].
-            None => x.matmul(Tensor::ones([1, r], &self.factors[0].device())),
+            None => matmul(x, Tensor::ones([1, r], &self.factors[0].device())),
             Some((&last, leading)) => {
                 let mut lead: usize = leading.iter().map(|&m| dims[m]).product();
-                let mut y: Tensor<B, 3> = x
-                    .reshape([batch * lead, dims[last]])
-                    .matmul(self.factor(last))
-                    .reshape([batch, lead, r]);
+                let mut y: Tensor<B, 3> = matmul(x.reshape([batch * lead, dims[last]]), self.factor(last)).reshape([batch, lead, r]);
                 for &m in leading.iter().rev() {
                     let n = dims[m];
                     lead /= n;

@@ -1,4 +1,5 @@
 //! Mode operations on matricized dense tensors `[batch, prod(dims)]`.
+use crate::matmul::matmul;
 use burn::tensor::{backend::Backend, Tensor};
 
 /// Moves mode `mode` of a `[batch, prod(dims)]` tensor to the last position.
@@ -49,10 +50,7 @@ pub fn mode_product<B: Backend>(
     assert_eq!(old, dims[mode], "mode product: matrix columns must equal the mode size");
     let pre: usize = dims[..mode].iter().product();
     let post: usize = dims[mode + 1..].iter().product();
-    let out = t
-        .reshape([batch * pre, old, post])
-        .swap_dims(1, 2)
-        .matmul(m.transpose().unsqueeze::<3>())
+    let out = matmul(t.reshape([batch * pre, old, post]).swap_dims(1, 2), m.transpose().unsqueeze::<3>())
         .swap_dims(1, 2)
         .reshape([batch, pre * new * post]);
     let mut nd = dims.to_vec();

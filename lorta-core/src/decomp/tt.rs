@@ -1,5 +1,6 @@
 //! Tensor-train (TT / MPS) tensors: T[i₁…i_N] = G₁[:, i₁, :] G₂[:, i₂, :] … G_N[:, i_N, :],
 //! cores `G_k: [r_{k-1}, I_k, r_k]` with r₀ = r_N = 1.
+use crate::matmul::matmul;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -93,11 +94,11 @@ impl<B: Backend> TtTensor<B> {
                 let s5: Tensor<B, 5> = s.reshape([batch, n, xin, out, ra]);
                 let lhs = s5.permute([0, 2, 3, 1, 4]).reshape([batch * xin * out, n * ra]);
                 let rhs = g.permute([1, 0, 2]).reshape([n * ra, rb]);
-                s = lhs.matmul(rhs).reshape([batch, xin, out, rb]);
+                s = matmul(lhs, rhs).reshape([batch, xin, out, rb]);
             } else {
                 // [b·xin·out, ra] @ [ra, n·rb] -> [b, xin, out·n, rb]
                 let lhs = s.reshape([batch * xin * out, ra]);
-                s = lhs.matmul(g.reshape([ra, n * rb])).reshape([batch, xin, out * n, rb]);
+                s = matmul(lhs, g.reshape([ra, n * rb])).reshape([batch, xin, out * n, rb]);
                 out *= n;
             }
             bond = rb;

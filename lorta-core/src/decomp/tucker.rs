@@ -1,5 +1,6 @@
 //! Tucker tensors: T = G ×₁ U₁ ×₂ U₂ … ×_N U_N, with a dense core G `[r₁, …, r_N]`.
 //! A mode may have no factor (identity), which gives Tucker-2 and other partial forms.
+use crate::matmul::matmul;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -149,7 +150,7 @@ impl<B: Backend> Tucker<B> {
         let core = permute_modes(self.core.val(), &self.core_dims, &perm);
         let rc: usize = chosen.iter().map(|&m| self.core_dims[m]).product();
         let rr: usize = rest.iter().map(|&m| self.core_dims[m]).product();
-        let mut z = xt.matmul(core.reshape([rc, rr]));
+        let mut z = matmul(xt, core.reshape([rc, rr]));
         // 3. expand the remaining modes by their factors
         let mut zd: Vec<usize> = rest.iter().map(|&m| self.core_dims[m]).collect();
         for (i, &m) in rest.iter().enumerate() {

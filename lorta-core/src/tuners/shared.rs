@@ -1,4 +1,5 @@
 //! Small pieces every method uses: site indexing, scaling, shape checks.
+use crate::matmul::matmul;
 use crate::site::{MatrixKind, ModelShape, Site};
 use crate::{CoreError, Result};
 
@@ -72,7 +73,7 @@ pub(crate) fn tucker2_delta<B: Backend>(
     core: Tensor<B, 2>,
     u_in: Tensor<B, 2>,
 ) -> Tensor<B, 2> {
-    x.matmul(u_in).matmul(core.transpose()).matmul(u_out.transpose())
+    matmul(matmul(matmul(x, u_in), core.transpose()), u_out.transpose())
 }
 
 /// Dense ΔW = U_out·G·U_inᵀ (`[out, in]`).
@@ -81,7 +82,7 @@ pub(crate) fn tucker2_dense<B: Backend>(
     core: Tensor<B, 2>,
     u_in: Tensor<B, 2>,
 ) -> Tensor<B, 2> {
-    u_out.matmul(core).matmul(u_in.transpose())
+    matmul(matmul(u_out, core), u_in.transpose())
 }
 
 pub(crate) fn one() -> f64 {

@@ -223,7 +223,7 @@ mod tests {
         // a single unpadded sequence gives the same value
         let one = pad_sequences::<B>(&refs[..1], 0, &dev).unwrap();
         let v = to_host(continuation_logprobs(&model, &one)).unwrap()[0];
-        assert!((v - sums[0]).abs() < 1e-4, "{v} vs {}", sums[0]);
+        assert!((v - sums[0]).abs() < 1e-5 * sums[0].abs().max(1.0), "{v} vs {}", sums[0]);
     }
 
     /// Response-only SFT loss against transformers (prompt tokens masked, EOS included).

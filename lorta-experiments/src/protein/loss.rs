@@ -72,7 +72,7 @@ pub fn backbone_fape<B: Backend>(pred: Tensor<B, 5>, truth: Tensor<B, 4>, mask: 
         // x_ij = R_iᵀ (x_j − t_i): rows of (x_j − t_i) times R_i
         let x = t.clone().reshape([n, 1, l, 3]).expand([n, l, l, 3]);
         let diff = x - t.reshape([n, l, 1, 3]).expand([n, l, l, 3]);
-        diff.matmul(r)
+        lorta_models::nn::matmul(diff, r)
     };
     let err = (local(pred) - local(truth)).powf_scalar(2.0).sum_dim(3).reshape([n, l, l]).add_scalar(FAPE_EPS).sqrt();
     let err = err.clamp_max(FAPE_CLAMP) / FAPE_SCALE;

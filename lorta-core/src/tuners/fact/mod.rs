@@ -7,6 +7,7 @@
 //! In `[out, in]` form: ΔW_t = s·U_out·G_t·U_inᵀ.
 //! Both are [`Tucker`] tensors (Tucker-2 for TT, full Tucker for TK).
 //! File keys (our own, PEFT style): `base_model.model.fact.{u_in,u_out,core,p}`.
+use crate::matmul::matmul;
 use burn::module::{Module};
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -137,7 +138,7 @@ impl<B: Backend> FactTk<B> {
         let r = self.config.r;
         // G_t = Σ_k P[t, k]·C[k]
         let p_t = factor(&self.tucker, 0).narrow(0, t, 1); // [1, r]
-        let core = p_t.matmul(self.tucker.core.val().reshape([r, r * r])).reshape([r, r]);
+        let core = matmul(p_t, self.tucker.core.val().reshape([r, r * r])).reshape([r, r]);
         Some((factor(&self.tucker, 1), core, factor(&self.tucker, 2)))
     }
 }

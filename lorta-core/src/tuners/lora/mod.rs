@@ -1,5 +1,6 @@
 //! LoRA (Hu et al. 2021): ΔW = (α/r)·B·A per adapted matrix, `A: [r, in]` kaiming-uniform
 //! (a = √5), `B: [out, r]` zero. PEFT keys `base_model.model.<module>.lora_{A,B}.weight`.
+use crate::matmul::matmul;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -93,11 +94,11 @@ impl<B: Backend> Adapter<B> for Lora<B> {
     fn delta(&self, site: Site, x: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
         let i = self.index(site)?;
         let s = self.config.scaling();
-        Some(x.matmul(self.a[i].val().transpose()).matmul(self.b[i].val().transpose()).mul_scalar(s))
+        Some(matmul(matmul(x, self.a[i].val().transpose()), self.b[i].val().transpose()).mul_scalar(s))
     }
     fn delta_weight(&self, site: Site) -> Option<Tensor<B, 2>> {
         let i = self.index(site)?;
-        Some(self.b[i].val().matmul(self.a[i].val()).mul_scalar(self.config.scaling()))
+        Some(matmul(self.b[i].val(), self.a[i].val()).mul_scalar(self.config.scaling()))
     }
     fn save_tensors(&self, naming: &ArchNaming) -> TensorMap {
         let mut map = TensorMap::new("adapter_model.safetensors");

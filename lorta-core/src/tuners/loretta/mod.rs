@@ -3,6 +3,7 @@
 //! a TT over `[8, 8, 12, r]`, B a TT over `[r, 8, 8, 12]`, internal TT rank `tt_rank` (default 5).
 //! Update Δy = s·B(A(x)), s = α/r; B's first core is zero so the update starts at zero.
 //! File keys `base_model.model.<module>.loretta_{A,B}.cores.{k}`.
+use crate::matmul::matmul;
 use burn::module::{Module};
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -167,7 +168,7 @@ impl<B: Backend> Adapter<B> for LorettaRep<B> {
         let fo: usize = self.b[i].dims()[1..].iter().product();
         let a = self.a[i].reconstruct().reshape([fi, r]);
         let b = self.b[i].reconstruct().reshape([r, fo]);
-        Some(a.matmul(b).transpose().mul_scalar(self.config.scaling()))
+        Some(matmul(a, b).transpose().mul_scalar(self.config.scaling()))
     }
     fn save_tensors(&self, naming: &ArchNaming) -> TensorMap {
         let mut map = TensorMap::new("adapter_model.safetensors");

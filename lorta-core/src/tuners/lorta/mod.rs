@@ -21,6 +21,7 @@
 //! "LoRTA+LoRA" (seed Table 1) is LoRTA on the attention matrices plus a trainable
 //! classification head whose dense layer is adapted with LoRA; the head part lives in
 //! lorta-models (`HeadTuning::Lora`).
+use crate::matmul::matmul;
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -287,7 +288,7 @@ impl<B: Backend> Lorta<B> {
         let ch = self.factor(Role::Heads)?;
         let c = self.factor(Role::Matrix)?.narrow(0, m, 1) * self.factor(Role::Layer)?.narrow(0, site.layer, 1);
         let blocks: Vec<Tensor<B, 2>> = (0..ch.dims()[0])
-            .map(|i| (a.clone() * (ch.clone().narrow(0, i, 1) * c.clone())).matmul(b.clone()))
+            .map(|i| matmul(a.clone() * (ch.clone().narrow(0, i, 1) * c.clone()), b.clone()))
             .collect();
         Some(Tensor::cat(blocks, 1).mul_scalar(self.config.scaling()))
     }
@@ -442,8 +443,8 @@ impl<B: Backend> LortaStep<B> {
                 let w = self.w.clone().narrow(0, site.layer * self.kinds.len() + m, 1);
                 let split_output = self.head_axis == HeadAxis::Output && site.kind != MatrixKind::Output;
                 let (input_factor, output_factor_t) = if split_output { (&self.a, &self.k_t) } else { (&self.k, &self.a_t) };
-                let z = projected[split_output as usize].get_or_insert_with(|| x.clone().matmul(input_factor.clone())).clone();
-                Some((z * w).matmul(output_factor_t.clone()))
+                let z = projected[split_output as usize].get_or_insert_with(|| matmul(x.clone(), input_factor.clone())).clone();
+                Some(matmul(z * w, output_factor_t.clone()))
             })
             .collect()
     }

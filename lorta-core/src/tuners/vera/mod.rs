@@ -3,6 +3,7 @@
 //! `λ_d: [r]` (init 0.1) and `λ_b: [out]` (init 0) per adapted matrix.
 //! PEFT keys: `base_model.model.<module>.vera_lambda_{b,d}` and the shared projections
 //! `base_model.vera_A`, `base_model.vera_B` (saved with `save_projection=True`).
+use crate::matmul::matmul;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -116,14 +117,14 @@ impl<B: Backend> Adapter<B> for Vera<B> {
     fn delta(&self, site: Site, x: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
         let (i, (fi, fo)) = self.index(site)?;
         let r = self.config.r;
-        let z = x.matmul(self.a(fi).transpose()) * self.lambda_d[i].val().reshape([1, r]);
-        Some(z.matmul(self.b(fo).transpose()) * self.lambda_b[i].val().reshape([1, fo]))
+        let z = matmul(x, self.a(fi).transpose()) * self.lambda_d[i].val().reshape([1, r]);
+        Some(matmul(z, self.b(fo).transpose()) * self.lambda_b[i].val().reshape([1, fo]))
     }
     fn delta_weight(&self, site: Site) -> Option<Tensor<B, 2>> {
         let (i, (fi, fo)) = self.index(site)?;
         let r = self.config.r;
         let bd = self.b(fo) * self.lambda_d[i].val().reshape([1, r]);
-        Some(bd.matmul(self.a(fi)) * self.lambda_b[i].val().reshape([fo, 1]))
+        Some(matmul(bd, self.a(fi)) * self.lambda_b[i].val().reshape([fo, 1]))
     }
     fn save_tensors(&self, naming: &ArchNaming) -> TensorMap {
         let mut map = TensorMap::new("adapter_model.safetensors");

@@ -1,0 +1,102 @@
+//! Matrix products that stay f32-accurate on backends whose f32 matmul runs on TF32 tensor
+//! cores (burn 0.21's CUDA backend does so with no switch: ~1e-4 relative error instead of ~1e-7).
+//! Models and adapters call [`matmul`] instead of `Tensor::matmul`, so one process-wide switch
+//! ([`set_exact_f32_matmul`]) makes every product of a forward and backward pass exact.
+use burn::tensor::{backend::Backend, DType, FloatDType, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static EXACT_F32_MATMUL: AtomicBool = AtomicBool::new(false);
+
+/// Turns the split product of [`matmul`] on or off for the whole process (off by default: on
+/// CPU backends and wgpu a plain f32 matmul is already exact).
+pub fn set_exact_f32_matmul(on: bool) {
+    EXACT_F32_MATMUL.store(on, Ordering::Relaxed);
+}
+
+pub fn exact_f32_matmul() -> bool {
+    EXACT_F32_MATMUL.load(Ordering::Relaxed)
+}
+
+/// `a·b`; with [`set_exact_f32_matmul`] on and f32 operands, every operand is split into a
+/// bf16-exact high part and the remainder (`a = a_hi + a_lo`) and the product is
+/// `a_hi·b_hi + a_hi·b_lo + a_lo·b_hi`: the high parts pass TF32 rounding unchanged, the
+/// remainders lose ~2⁻¹¹ of their own size, so the result is accurate to ~1e-6 instead of ~1e-4.
+/// The correction is added without gradient: backward costs one (TF32) product as usual, which
+/// is the precision PyTorch's own f32 training gets with TF32 allowed and better than bf16.
+pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    if a.dtype() != DType::F32 || !exact_f32_matmul() {
+        return a.matmul(b);
+    }
+    split_matmul(a, b)
+}
+
+/// The split product of [`matmul`], whatever the switch says.
+pub fn split_matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    split_matmul_with(a, b, |x| x.cast(FloatDType::BF16).cast(FloatDType::F32))
+}
+
+/// [`split_matmul`] with the high part computed by `high` (a rounding to 8 significant bits);
+/// separate so that tests on backends without bf16 (ndarray) can round on the host.
+fn split_matmul_with<B: Backend, const D: usize>(
+    a: Tensor<B, D>,
+    b: Tensor<B, D>,
+    high: impl Fn(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    let split = |x: Tensor<B, D>| {
+        let hi = high(x.clone());
+        let lo = x - hi.clone();
+        (hi, lo)
+    };
+    let fast = a.clone().matmul(b.clone());
+    let (a_hi, a_lo) = split(a.detach());
+    let (b_hi, b_lo) = split(b.detach());
+    let exact = a_hi.clone().matmul(b_hi.clone()) + a_hi.matmul(b_lo) + a_lo.matmul(b_hi);
+    let correction = exact - fast.clone().detach();
+    fast + correction
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{TestAutodiff, TestBackend};
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    /// bf16 rounding on the host (ndarray has no bf16 cast), bit-identical to the device cast.
+    fn bf16_high<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+        let shape = x.shape();
+        let values: Vec<f32> = x.to_data().to_vec().unwrap();
+        let rounded: Vec<f32> = values.into_iter().map(|v| half::bf16::from_f32(v).to_f32()).collect();
+        Tensor::from_data(TensorData::new(rounded, shape), &x.device())
+    }
+
+    /// On an exact-f32 backend the split product equals the plain one up to the dropped
+    /// `a_lo·b_lo` term, at most 2⁻¹⁸ (|a|·|b|) elementwise, plus f32 rounding; a lost or
+    /// doubled term would be ~2⁻⁹ (|a|·|b|). (The global switch is not toggled here: tests run
+    /// in parallel.)
+    #[test]
+    fn split_product_matches_plain_product() {
+        let device = Default::default();
+        let a = Tensor::<TestBackend, 3>::random([2, 5, 7], Distribution::Normal(0.0, 1.0), &device);
+        let b = Tensor::<TestBackend, 3>::random([2, 7, 3], Distribution::Normal(0.0, 1.0), &device);
+        let bound: Vec<f32> = a.clone().abs().matmul(b.clone().abs()).into_data().to_vec().unwrap();
+        let plain: Vec<f32> = a.clone().matmul(b.clone()).into_data().to_vec().unwrap();
+        let split: Vec<f32> = split_matmul_with(a, b, bf16_high).into_data().to_vec().unwrap();
+        for ((s, p), m) in split.iter().zip(&plain).zip(&bound) {
+            let allowed = m * (2f32.powi(-18) + 32.0 * f32::EPSILON);
+            assert!((s - p).abs() <= allowed, "split {s} vs plain {p}: off by {} > {allowed}", (s - p).abs());
+        }
+    }
+
+    /// The correction carries no gradient: backward is the plain product's.
+    #[test]
+    fn split_product_has_the_plain_gradient() {
+        let device = Default::default();
+        let a = Tensor::<TestAutodiff, 2>::random([4, 6], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let b = Tensor::<TestAutodiff, 2>::random([6, 3], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let grads = split_matmul_with(a.clone(), b.clone(), bf16_high).sum().backward();
+        let (ga, gb) = (a.grad(&grads).unwrap(), b.grad(&grads).unwrap());
+        let grads = a.clone().matmul(b.clone()).sum().backward();
+        ga.into_data().assert_approx_eq::<f32>(&a.grad(&grads).unwrap().into_data(), Tolerance::absolute(1e-6));
+        gb.into_data().assert_approx_eq::<f32>(&b.grad(&grads).unwrap().into_data(), Tolerance::absolute(1e-6));
+    }
+}
