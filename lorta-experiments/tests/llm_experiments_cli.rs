@@ -144,6 +144,8 @@ fn dpo_smoke_logs_rewards_and_refuses_full_finetuning() {
         assert!(m["last"]["metrics"][k].as_f64().is_some(), "{k} not logged: {m}");
     }
     assert!(out.join("adapter/adapter_model.safetensors").is_file());
+    // the paper's DPO schedule unless told otherwise
+    assert_eq!(m["settings"]["fit"]["lr_scheduler"], "cosine", "{}", m["settings"]["fit"]);
     let (ok, err) = run(&base("full", &t.path().join("full")));
     assert!(!ok && err.contains("reference policy"), "{err}");
 }

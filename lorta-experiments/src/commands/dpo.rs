@@ -1,7 +1,7 @@
 //! `dpo`: direct preference optimisation of an adapter on HH-RLHF or Orca-DPO pairs; the
 //! reference policy is the same model with the adapter switched off. Defaults are the paper's
 //! DPO settings (β 0.1, max prompt 1024, max length 1536, lr 5e-5, 200 warm-up steps, batch 16 =
-//! 1 × 16 accumulation, 1 epoch, α 16); the paper's schedule is cosine, ours linear decay.
+//! 1 × 16 accumulation, 1 epoch, α 16, cosine decay).
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -14,6 +14,7 @@ use crate::lm::run_report::write_run_report;
 use crate::preference::data::load_preferences;
 use crate::preference::task::{encode_pairs, DpoConfig, DpoTask};
 use crate::report::write_json;
+use crate::train::schedule::ScheduleKind;
 use crate::train::{fit, RunOptions};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -106,6 +107,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     if opt.warmup_ratio.is_none() && opt.warmup_steps.is_none() {
         opt.warmup_steps = Some(200);
     }
+    opt.lr_scheduler.get_or_insert(ScheduleKind::Cosine);
     let fit_cfg = opt.fit(&method.name, a.optim.lr.unwrap_or(5e-5), a.optim.weight_decay.unwrap_or(0.0), steps);
     let settings = serde_json::json!({
         "command": "dpo", "model": lm.describe(), "data": a.data, "format": data.format, "eval_data": a.eval_data,

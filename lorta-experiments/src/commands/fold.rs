@@ -235,6 +235,7 @@ pub fn run(a: Args) -> Result<()> {
             head_lr: preset.head_lr,
             weight_decay: 0.0,
             warmup_ratio: preset.warmup_ratio,
+            lr_scheduler: Default::default(),
             max_grad_norm: preset.max_grad_norm,
             seed: a.seed,
             eval_every: Some((total / preset.evals.max(1)).max(1)),

@@ -7,6 +7,7 @@ use burn::tensor::backend::Backend;
 use lorta_models::llama::LlamaForCausalLM;
 
 use crate::lm::method::LlmMethod;
+use crate::train::schedule::ScheduleKind;
 use crate::train::FitConfig;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -55,6 +56,9 @@ pub struct OptimArgs {
     pub warmup_ratio: Option<f64>,
     #[arg(long)]
     pub warmup_steps: Option<usize>,
+    /// Decay after warm-up (default: linear; `dpo`: cosine, the paper's DPO schedule).
+    #[arg(long, value_enum)]
+    pub lr_scheduler: Option<ScheduleKind>,
     /// Global gradient-norm clipping; 0 disables.
     #[arg(long, default_value_t = 1.0)]
     pub max_grad_norm: f64,
@@ -91,6 +95,7 @@ impl OptimArgs {
             head_lr: lr,
             weight_decay,
             warmup_ratio,
+            lr_scheduler: self.lr_scheduler.unwrap_or_default(),
             max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
             seed: self.seed,
             eval_every: self.eval_every,

@@ -302,6 +302,7 @@ pub(crate) mod tests {
             head_lr: 0.05,
             weight_decay: 0.0,
             warmup_ratio: 0.0,
+            lr_scheduler: Default::default(),
             max_grad_norm: Some(1.0),
             seed: 5,
             eval_every: Some(4),

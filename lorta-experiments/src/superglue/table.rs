@@ -279,6 +279,7 @@ pub fn run_table3<B: AutodiffBackend>(r: &Table3Run, device: &B::Device) -> Resu
                         head_lr: lr,
                         weight_decay: preset.weight_decay,
                         warmup_ratio: preset.warmup_ratio,
+                        lr_scheduler: Default::default(),
                         max_grad_norm: (preset.max_grad_norm > 0.0).then_some(preset.max_grad_norm),
                         seed,
                         eval_every: preset.eval_every,

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, CHECKPOINT_FILE};
 use super::optim::{load_trainable, trainable_tensors, AdamW, AdamWConfig, GroupLr};
-use super::schedule::LinearSchedule;
+use super::schedule::{LinearSchedule, ScheduleKind};
 use super::task::{Metrics, Task};
 use crate::report::{write_atomic, write_json};
 
@@ -49,6 +49,9 @@ pub struct FitConfig {
     pub head_lr: f64,
     pub weight_decay: f64,
     pub warmup_ratio: f64,
+    /// Decay after warmup (absent in runs saved before it existed: linear).
+    #[serde(default)]
+    pub lr_scheduler: ScheduleKind,
     pub max_grad_norm: Option<f64>,
     pub seed: u64,
     /// Evaluate every N optimizer steps (and at the end) instead of every epoch.
@@ -288,7 +291,7 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
         bail!("{name}: no training batches (empty training set?)");
     }
     let total_steps = config.max_steps.unwrap_or(config.epochs * steps_per_epoch);
-    let schedule = LinearSchedule::from_ratio(config.warmup_ratio, total_steps);
+    let schedule = LinearSchedule::with_kind(config.lr_scheduler, config.warmup_ratio, total_steps);
     let mut optim = AdamW::<B::InnerBackend>::new(AdamWConfig::default());
 
     let mut state = FitState {

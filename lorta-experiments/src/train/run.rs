@@ -114,6 +114,7 @@ impl TrainConfig {
             head_lr: self.head_lr,
             weight_decay: self.weight_decay,
             warmup_ratio: self.warmup_ratio,
+            lr_scheduler: Default::default(),
             max_grad_norm: self.max_grad_norm,
             seed: self.seed,
             eval_every: self.eval_every,
