@@ -4,7 +4,7 @@ the parity tests run as `forward` calls): every HF/PEFT parity fixture of lorta-
 real all-MiniLM-L6-v2 on ndarray, cuda and wgpu, compared with the transformers/PEFT reference
 (the fixtures' reference.json, made on CPU in f32) and with ndarray.
 
-    python3 scripts/gpu_checks.py --bin .gpu/lorta-experiments [--minilm DIR] [--backends ndarray,cuda,wgpu]
+    python3 scripts/gpu_checks.py --bin .gpu/lorta-experiments [--minilm DIR] [--backends ndarray,cuda,wgpu] [--only llama-lora,...]
 
 Prints one row per (model, backend): max |ours − reference| / max |reference| over the compared
 outputs, same against ndarray, and whether it is within the tolerance (1e-5 relative for f32).
@@ -85,6 +85,13 @@ def forward(bin_, backend, model, adapter, ids, extra):
         return {k: o[k][0] for k in ("logits", "last_hidden_state") if k in o}, None
 
 
+def show(r):
+    if "error" in r:
+        print(f"| {r['model']} | {r['backend']} | error: {r['error'][:120]} | | | no |", flush=True)
+    else:
+        print(f"| {r['model']} | {r['backend']} | {r['outputs']} | {r['max_rel_vs_hf']:.2e} | {r['max_rel_vs_ndarray']:.2e} | {'yes' if r['within_1e-5'] else 'no'} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -92,18 +99,25 @@ def main():
     ap.add_argument("--backends", default="ndarray,cuda,wgpu")
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--only", default=None, help="comma-separated fixture names (default: all)")
     a = ap.parse_args()
+    only = set(a.only.split(",")) if a.only else None
     runs = [(b, []) for b in a.backends.split(",")]
     if a.tf32 and "cuda" in a.backends:
         runs.append(("cuda", ["--tf32"]))
     rows, bad = [], 0
+    print("| model | backend | outputs | max rel vs HF | max rel vs ndarray | ≤ 1e-5 |")
+    print("|---|---|---|---|---|---|", flush=True)
     for name, model, adapter, ids, expect in cases(a.minilm):
+        if only is not None and name not in only:
+            continue
         base = None
         for backend, extra in runs:
             got, err = forward(a.bin, backend, model, adapter, ids, extra)
             label = backend + (" --tf32" if extra else "")
             if got is None:
                 rows.append({"model": name, "backend": label, "error": err})
+                show(rows[-1])
                 bad += 1
                 continue
             if backend == "ndarray":
@@ -115,13 +129,7 @@ def main():
             bad += 0 if ok else 1
             rows.append({"model": name, "backend": label, "outputs": ",".join(keys), "max_rel_vs_hf": vs_ref,
                          "max_rel_vs_ndarray": vs_nd, "within_1e-5": bool(vs_ref <= TOL)})
-    print("| model | backend | outputs | max rel vs HF | max rel vs ndarray | ≤ 1e-5 |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['model']} | {r['backend']} | error: {r['error'][:120]} | | | no |")
-        else:
-            print(f"| {r['model']} | {r['backend']} | {r['outputs']} | {r['max_rel_vs_hf']:.2e} | {r['max_rel_vs_ndarray']:.2e} | {'yes' if r['within_1e-5'] else 'no'} |")
+            show(rows[-1])  # as it comes: a call cut short by a time limit still reports what ran
     if a.out:
         json.dump(rows, open(a.out, "w"), indent=1)
     sys.exit(1 if bad else 0)

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{gelu, softmax};
-use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor};
 use lorta_core::{AdapterSet, AdapterStep, ArchNaming, MatrixKind, ModelShape, Site};
 use serde::{Deserialize, Serialize};
 
@@ -465,7 +465,7 @@ impl<B: Backend> EsmModel<B> {
         let mask = attention_mask.clone().map(|m| m.equal_elem(0).reshape([b, 1, 1, s]));
         let x0 = self.embed(input_ids, attention_mask);
         let rope = match self.config.position_embedding_type {
-            EsmPositions::Rotary => Some(rope_tables::<B>(&self.inv_freq, s, &device)),
+            EsmPositions::Rotary => Some(crate::nn::rotary_tables::<B>(&self.inv_freq, 0, s, &device)),
             EsmPositions::Absolute => None,
         };
         let step = self.adapters.as_ref().map(|a| a.step());
@@ -492,16 +492,6 @@ impl<B: Backend> EsmModel<B> {
             self.adapters.num_params()
         }
     }
-}
-
-/// f32 `cos`, `sin` tables `[1, 1, s, d_h]` for positions `0..s`.
-fn rope_tables<B: Backend>(inv_freq: &[f32], s: usize, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    let half = inv_freq.len();
-    let pos = Tensor::<B, 1, Int>::arange(0..s as i64, device).float().cast(FloatDType::F32).reshape([s, 1]);
-    let inv = Tensor::<B, 1>::from_data(TensorData::new(inv_freq.to_vec(), [half]), (device, DType::F32)).reshape([1, half]);
-    let freqs = crate::nn::matmul(pos, inv);
-    let emb = Tensor::cat(vec![freqs.clone(), freqs], 1).reshape([1, 1, s, 2 * half]);
-    (emb.clone().cos(), emb.sin())
 }
 
 #[cfg(test)]

@@ -237,16 +237,10 @@ impl<B: Backend> KvCache<B> {
     }
 }
 
-/// `cos`, `sin` tables `[1, 1, s, dh]` for positions `offset..offset+s`, computed on device in
-/// f32, then cast to the compute dtype.
+/// `cos`, `sin` tables `[1, 1, s, dh]` for positions `offset..offset+s` (f32, from the host),
+/// cast to the compute dtype.
 fn rope_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, dtype: DType, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    let half = inv_freq.len();
-    let pos = Tensor::<B, 1, Int>::arange(offset as i64..(offset + s) as i64, device).float().cast(FloatDType::F32).reshape([s, 1]);
-    let inv = Tensor::<B, 1>::from_data(TensorData::new(inv_freq.to_vec(), [half]), (device, DType::F32)).reshape([1, half]);
-    let freqs = crate::nn::matmul(pos, inv);
-    let emb = Tensor::cat(vec![freqs.clone(), freqs], 1).reshape([1, 1, s, 2 * half]);
-    let cos = emb.clone().cos();
-    let sin = emb.sin();
+    let (cos, sin) = crate::nn::rotary_tables::<B>(inv_freq, offset, s, device);
     if dtype == DType::F32 {
         (cos, sin)
     } else {

@@ -7,7 +7,7 @@
 //! transposes.
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, silu, softmax};
-use burn::tensor::{backend::Backend, Bool, DType, Distribution, FloatDType, Tensor};
+use burn::tensor::{backend::Backend, Bool, DType, Distribution, FloatDType, Tensor, TensorData};
 use lorta_core::{AdapterStep, Site};
 
 use crate::error::Result;
@@ -113,6 +113,27 @@ impl<'a, B: Backend> Builder<'a, B> {
 
 // One switch for the models' and the adapters' products: lorta-core owns it.
 pub use lorta_core::matmul::{exact_f32_matmul, matmul, set_exact_f32_matmul};
+
+/// Rotary-embedding tables `cos`, `sin` `[1, 1, s, 2·half]` (rotate-half layout) for positions
+/// `offset..offset+s`, in f32. Computed on the host: the angle is the f32 product `pos·inv_freq`
+/// as PyTorch forms it, its cosine and sine are taken in f64 and rounded once, so the tables
+/// are the same on every backend (GPU `sin`/`cos` of angles of tens of radians are not f32-exact).
+pub fn rotary_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let half = inv_freq.len();
+    let mut cos = Vec::with_capacity(s * 2 * half);
+    let mut sin = Vec::with_capacity(s * 2 * half);
+    for p in offset..offset + s {
+        for _ in 0..2 {
+            for &f in inv_freq {
+                let angle = (p as f32 * f) as f64;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+    }
+    let table = |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, [1, 1, s, 2 * half]), (device, DType::F32));
+    (table(cos), table(sin))
+}
 
 /// `y = x·Wᵀ + b` with `W: [out, in]` (PyTorch layout).
 #[derive(Module, Debug)]
