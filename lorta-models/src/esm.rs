@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor};
 use lorta_core::{AdapterSet, AdapterStep, ArchNaming, MatrixKind, ModelShape, Site};
 use serde::{Deserialize, Serialize};
@@ -275,7 +275,7 @@ impl<B: Backend> EsmLayer<B> {
         };
         let ctx = merge_heads(unscaled_attention(q, k, v, mask));
         let a = self.attention_output.forward_adapted(ctx, adapters, site(MatrixKind::Output)) + x;
-        let i = gelu(self.intermediate.forward(self.ffn_norm.forward(a.clone())));
+        let i = crate::nn::gelu_erf(self.intermediate.forward(self.ffn_norm.forward(a.clone())));
         self.output.forward_adapted(i, adapters, site(MatrixKind::FfnDown)) + a
     }
 }

@@ -6,7 +6,7 @@
 //! adapters (whose `merge_weight`/`delta_weight` use the same layout) and merged outputs need no
 //! transposes.
 use burn::module::{Module, Param, ParamId};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, silu, softmax};
+use burn::tensor::activation::{gelu_approximate, relu, silu, softmax};
 use burn::tensor::{backend::Backend, Bool, DType, Distribution, FloatDType, Tensor, TensorData};
 use lorta_core::{AdapterStep, Site};
 
@@ -212,7 +212,7 @@ impl<B: Backend> LayerNorm<B> {
         let x = upcast(x);
         let mean = x.clone().mean_dim(D - 1);
         let xc = x - mean;
-        let var = xc.clone().powi_scalar(2).mean_dim(D - 1);
+        let var = (xc.clone() * xc.clone()).mean_dim(D - 1);
         let y = xc / (var + self.eps).sqrt();
         let y = downcast(y, dtype);
         y * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
@@ -231,7 +231,7 @@ impl<B: Backend> RmsNorm<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let dtype = x.dtype();
         let x = upcast(x);
-        let var = x.clone().powi_scalar(2).mean_dim(D - 1);
+        let var = (x.clone() * x.clone()).mean_dim(D - 1);
         let y = x * (var + self.eps).sqrt().recip();
         self.weight.val().unsqueeze() * downcast(y, dtype)
     }
@@ -280,12 +280,19 @@ impl Activation {
 
     pub fn forward<B: Backend, const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
-            Activation::Gelu => gelu(x),
+            Activation::Gelu => gelu_erf(x),
             Activation::GeluTanh => gelu_approximate(x),
             Activation::Relu => relu(x),
             Activation::Silu => silu(x),
         }
     }
+}
+
+/// Exact GELU `x·Φ(x) = ½x(1 + erf(x/√2))` from `erf`, so that autodiff differentiates it
+/// exactly: burn 0.21's own `gelu` has the tanh approximation's derivative as its backward (off by
+/// up to ~1e-3 from PyTorch's gradient) and, on ndarray, spends f64 `tanh` and `powf` per element.
+pub fn gelu_erf<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    x.clone() * (x.mul_scalar(std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0).mul_scalar(0.5)
 }
 
 /// Scaled dot-product attention. `q: [b, h, sq, dh]`, `k, v: [b, h, sk, dh]`, `mask:
@@ -345,4 +352,54 @@ pub fn padding_mask<B: Backend>(attention_mask: Tensor<B, 2, burn::tensor::Int>,
         m
     };
     m.reshape([b, 1, 1, s + extra])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
+
+    /// GELU and its gradient against the closed forms `xΦ(x)` and `Φ(x) + xφ(x)` (f64 on the
+    /// host); the tanh-approximation derivative burn's own `gelu` backward uses is ~1e-3 off.
+    #[test]
+    fn gelu_erf_value_and_gradient_are_exact() {
+        let xs: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.1).collect();
+        let x = Tensor::<B, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &Default::default()).require_grad();
+        let y = gelu_erf(x.clone());
+        let grads = y.clone().sum().backward();
+        let y: Vec<f32> = y.into_data().to_vec().unwrap();
+        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        for (i, &v) in xs.iter().enumerate() {
+            let v = v as f64;
+            let cdf = 0.5 * (1.0 + libm_erf(v / std::f64::consts::SQRT_2));
+            let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!((y[i] as f64 - v * cdf).abs() < 1e-6, "gelu({v}) = {} vs {}", y[i], v * cdf);
+            assert!((g[i] as f64 - (cdf + v * pdf)).abs() < 2e-6, "gelu'({v}) = {} vs {}", g[i], cdf + v * pdf);
+        }
+    }
+
+    /// erf to ~1e-15 (Abramowitz–Stegun 7.1.26 is too coarse for a 1e-6 check): the Maclaurin
+    /// series below |x| < 3, the continued fraction of erfc above.
+    fn libm_erf(x: f64) -> f64 {
+        if x.abs() < 3.0 {
+            let mut term = x;
+            let mut sum = x;
+            for n in 1..200 {
+                term *= -x * x / n as f64;
+                sum += term / (2 * n + 1) as f64;
+            }
+            2.0 / std::f64::consts::PI.sqrt() * sum
+        } else {
+            // Lentz-free backward evaluation of erfc's continued fraction
+            let a = x.abs();
+            let mut f = 0.0;
+            for k in (1..60).rev() {
+                f = (k as f64 / 2.0) / (a + f);
+            }
+            let erfc = (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + f);
+            (1.0 - erfc) * x.signum()
+        }
+    }
 }

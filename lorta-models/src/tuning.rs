@@ -195,7 +195,7 @@ impl<B: Backend> Houlsby<B> {
         Houlsby { down, up }
     }
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = burn::tensor::activation::gelu(self.down.forward(x.clone()));
+        let h = crate::nn::gelu_erf(self.down.forward(x.clone()));
         x + self.up.forward(h)
     }
 }
