@@ -126,6 +126,32 @@ fn bad_inputs_are_clear_errors() {
     assert!(!ok && log.contains("1guu.pdb.gz: chain Q not found"), "{log}");
 }
 
+/// `--esm DIR`: a (tiny, transformers-made) ESM-2 checkpoint feeds the trunk its hidden states;
+/// the run trains, records the folder, and differs from the run on learned residue embeddings. A
+/// folder that is not an ESM-2 checkpoint is an error naming --esm.
+#[test]
+fn esm_checkpoint_feeds_the_trunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let esm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lorta-models/tests/fixtures/esm-tiny");
+    let with_esm = |out: &Path, dir: &Path| {
+        let mut args = fold_args(out, &tmp.path().join("cache"), "lora:2");
+        args.extend(["--esm".to_string(), dir.display().to_string()]);
+        run(&args)
+    };
+    let (ok, log) = with_esm(&tmp.path().join("esm"), &esm);
+    assert!(ok, "{log}");
+    let settings = read(tmp.path().join("esm/settings.json"));
+    assert!(settings["esm"].as_str().is_some_and(|s| s.ends_with("esm-tiny")), "{settings}");
+    let m = &read(tmp.path().join("esm/results.json"))["rows"][0]["metrics"];
+    assert!(m["distogram_ce"].as_f64().unwrap().is_finite(), "{m}");
+    let (ok, log) = run(&fold_args(&tmp.path().join("plain"), &tmp.path().join("cache"), "lora:2"));
+    assert!(ok, "{log}");
+    let plain = &read(tmp.path().join("plain/results.json"))["rows"][0]["metrics"];
+    assert_ne!(m["distogram_ce"], plain["distogram_ce"], "--esm changed nothing");
+    let (ok, log) = with_esm(&tmp.path().join("bad"), &data());
+    assert!(!ok && log.contains("--esm"), "{log}");
+}
+
 #[test]
 fn profile_mode_prints_one_row_per_method() {
     let tmp = tempfile::tempdir().unwrap();
