@@ -7,15 +7,14 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 
-use super::llm_common::{save_adapter, MethodArgs, OptimArgs};
-use crate::backend::BackendKind;
+use super::llm_common::{save_adapter, LlmRunArgs, MethodArgs, OptimArgs};
 use crate::lm::load::{parse_dtype_name, resolve};
 use crate::lm::run_report::write_run_report;
 use crate::preference::data::load_preferences;
 use crate::preference::task::{encode_pairs, DpoConfig, DpoTask};
 use crate::report::write_json;
 use crate::train::schedule::ScheduleKind;
-use crate::train::{fit, RunOptions};
+use crate::train::fit;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -47,28 +46,20 @@ pub struct Args {
     pub method: MethodArgs,
     #[command(flatten)]
     pub optim: OptimArgs,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
-    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
-    pub backend: BackendKind,
-    #[arg(long)]
-    pub resume: bool,
-    #[arg(long)]
-    pub quiet: bool,
-    #[arg(long, hide = true)]
-    pub stop_after: Option<usize>,
+    #[command(flatten)]
+    pub run: LlmRunArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    crate::with_backend!(a.backend, |B, device| run_on::<burn_autodiff::Autodiff<B>>(&a, &device))
+    crate::with_backend!(a.run.backend, |B, device| run_on::<burn_autodiff::Autodiff<B>>(&a, &device))
 }
 
 fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     let lm = resolve(&a.model)?;
     let tok = lm.tokenizer()?;
-    let dtype = parse_dtype_name(&a.dtype)?;
+    let dtype = parse_dtype_name(&a.run.dtype)?;
     let data = load_preferences(&a.data)?;
-    if !data.skipped.is_empty() && !a.quiet {
+    if !data.skipped.is_empty() && !a.run.quiet {
         eprintln!(
             "{}: {} of {} rows not usable (first: row {} — {}); listed in settings.json",
             data.source,
@@ -112,10 +103,10 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     let settings = serde_json::json!({
         "command": "dpo", "model": lm.describe(), "data": a.data, "format": data.format, "eval_data": a.eval_data,
         "train_pairs": pairs.len(), "eval_pairs": eval_pairs.len(), "skipped_rows": data.skipped, "dpo": cfg,
-        "method": method, "dtype": a.dtype, "fit": fit_cfg, "trainable_params": trainable,
+        "method": method, "dtype": a.run.dtype, "fit": fit_cfg, "trainable_params": trainable,
         "reference_policy": "the same model with its adapter switched off",
     });
-    let opts = RunOptions { resume: a.resume, quiet: a.quiet, save_every: a.optim.save_every, stop_after: a.stop_after, time_steps: a.optim.time_steps, ..Default::default() };
+    let opts = a.run.options(&a.optim);
     let outcome = fit::<B, _>(&task, model, &fit_cfg, &settings, &a.out, &opts, device)?;
     if !outcome.finished {
         return Ok(());
@@ -124,7 +115,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     write_json(&a.out.join("metrics.json"), &serde_json::json!({"settings": settings, "best": best, "last": last, "history": outcome.log, "total_steps": outcome.total_steps}))?;
     let md = write_run_report(&a.out, "DPO (sigmoid loss)", &settings, "loss", &outcome.log)?;
     let adapter = save_adapter(&outcome.model, &a.out, &lm.describe())?;
-    if !a.quiet {
+    if !a.run.quiet {
         println!("{md}");
         if let Some(d) = adapter {
             println!("adapter saved in {}", d.display());

@@ -8,7 +8,8 @@ use lorta_models::llama::LlamaForCausalLM;
 
 use crate::lm::method::LlmMethod;
 use crate::train::schedule::ScheduleKind;
-use crate::train::FitConfig;
+use crate::backend::BackendKind;
+use crate::train::{FitConfig, RunOptions};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MethodArgs {
@@ -77,6 +78,35 @@ pub struct OptimArgs {
     /// Wait for the device after every step and record step times (run.json: step_ms, median).
     #[arg(long)]
     pub time_steps: bool,
+}
+
+/// Device, dtype and run control shared by the LLM training commands (`sft`, `dpo`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LlmRunArgs {
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+    pub backend: BackendKind,
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long)]
+    pub quiet: bool,
+    #[arg(long, hide = true)]
+    pub stop_after: Option<usize>,
+}
+
+impl LlmRunArgs {
+    /// The training loop's options for these flags and the optimiser's checkpoint/timing flags.
+    pub fn options(&self, optim: &OptimArgs) -> RunOptions {
+        RunOptions {
+            resume: self.resume,
+            quiet: self.quiet,
+            save_every: optim.save_every,
+            stop_after: self.stop_after,
+            time_steps: optim.time_steps,
+            ..Default::default()
+        }
+    }
 }
 
 impl OptimArgs {

@@ -6,15 +6,14 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use burn::module::AutodiffModule;
 
-use super::llm_common::{save_adapter, MethodArgs, OptimArgs};
-use crate::backend::BackendKind;
+use super::llm_common::{save_adapter, LlmRunArgs, MethodArgs, OptimArgs};
 use crate::instruct::data::{encode_example, load_alpaca, pack, PromptStyle};
 use crate::instruct::mtbench::{export_answers, load_questions, MtBenchConfig};
 use crate::instruct::task::SftTask;
 use crate::lm::load::{parse_dtype_name, resolve};
 use crate::lm::run_report::write_run_report;
 use crate::report::write_json;
-use crate::train::{fit, RunOptions};
+use crate::train::fit;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -42,14 +41,8 @@ pub struct Args {
     pub method: MethodArgs,
     #[command(flatten)]
     pub optim: OptimArgs,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
-    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
-    pub backend: BackendKind,
-    #[arg(long)]
-    pub resume: bool,
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub run: LlmRunArgs,
     /// After training, write MT-bench answers for this question.jsonl into OUT/mt_bench_answers.jsonl.
     #[arg(long)]
     pub mtbench: Option<PathBuf>,
@@ -57,18 +50,16 @@ pub struct Args {
     pub mtbench_max_new_tokens: usize,
     #[arg(long)]
     pub mtbench_limit: Option<usize>,
-    #[arg(long, hide = true)]
-    pub stop_after: Option<usize>,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    crate::with_backend!(a.backend, |B, device| run_on::<burn_autodiff::Autodiff<B>>(&a, &device))
+    crate::with_backend!(a.run.backend, |B, device| run_on::<burn_autodiff::Autodiff<B>>(&a, &device))
 }
 
 fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     let lm = resolve(&a.model)?;
     let tok = lm.tokenizer()?;
-    let dtype = parse_dtype_name(&a.dtype)?;
+    let dtype = parse_dtype_name(&a.run.dtype)?;
     let mut examples = load_alpaca(&a.data)?;
     if examples.len() < 2 {
         bail!("{}: need at least 2 examples (train + eval)", a.data.display());
@@ -101,9 +92,9 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     let settings = serde_json::json!({
         "command": "sft", "model": lm.describe(), "data": a.data, "prompt_style": a.prompt_style, "max_len": a.max_len, "pack": a.pack,
         "train_rows": task.train.len(), "train_examples": examples.len(), "eval_examples": eval_ex.len(), "batch_size": batch_size,
-        "method": method, "dtype": a.dtype, "fit": fit_cfg, "trainable_params": trainable,
+        "method": method, "dtype": a.run.dtype, "fit": fit_cfg, "trainable_params": trainable,
     });
-    let opts = RunOptions { resume: a.resume, quiet: a.quiet, save_every: a.optim.save_every, stop_after: a.stop_after, time_steps: a.optim.time_steps, ..Default::default() };
+    let opts = a.run.options(&a.optim);
     let outcome = fit::<B, _>(&task, model, &fit_cfg, &settings, &a.out, &opts, device)?;
     if !outcome.finished {
         return Ok(());
@@ -112,7 +103,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     write_json(&a.out.join("metrics.json"), &serde_json::json!({"settings": settings, "best": best, "last": last, "history": outcome.log, "total_steps": outcome.total_steps}))?;
     let md = write_run_report(&a.out, "SFT (response-only loss)", &settings, "eval_loss", &outcome.log)?;
     let adapter = save_adapter(&outcome.model, &a.out, &lm.describe())?;
-    if !a.quiet {
+    if !a.run.quiet {
         println!("{md}");
         if let Some(d) = &adapter {
             println!("adapter saved in {}", d.display());
@@ -122,7 +113,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
         let questions = load_questions(q)?;
         let cfg = MtBenchConfig { model_id: format!("lorta-sft-{}", crate::tables::config::slug(&method.name)), max_new_tokens: a.mtbench_max_new_tokens, temperature: None, seed: a.optim.seed, limit: a.mtbench_limit };
         let file = a.out.join("mt_bench_answers.jsonl");
-        let n = export_answers(&outcome.model.valid(), &tok, &questions, &cfg, &file, a.quiet)?;
+        let n = export_answers(&outcome.model.valid(), &tok, &questions, &cfg, &file, a.run.quiet)?;
         println!("MT-bench: {n} new answers in {} (judge them with FastChat's gen_judgment.py; judging is not done here)", file.display());
     }
     Ok(())
