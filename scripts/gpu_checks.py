@@ -60,13 +60,19 @@ def cases(minilm):
             model = minilm
         if not os.path.isfile(os.path.join(model, "config.json")):
             continue
-        ids, mask = ref["inputs"]["input_ids"][0], ref["inputs"].get("attention_mask", [[1] * 10**6])[0]
+        inputs = ref["inputs"]
+        # `forward --ids` gives one segment: take the first row without second-segment tokens
+        types = inputs.get("token_type_ids") or [[0] * len(r) for r in inputs["input_ids"]]
+        r = next((i for i, t in enumerate(types) if not any(t)), None)
+        if r is None:
+            continue
+        ids, mask = inputs["input_ids"][r], inputs.get("attention_mask", [[1] * 10**6] * (r + 1))[r]
         n = sum(1 for m in mask[: len(ids)] if m == 1)
         row = ids[:n]
         expect = {}
         for key in ("logits", "last_hidden_state"):
             if key in ref:
-                v = ref[key][0]
+                v = ref[key][r]
                 expect[key] = v[:n] if isinstance(v, list) and len(v) == len(ids) else v
         out.append((name, model, adapter, row, expect))
     return out

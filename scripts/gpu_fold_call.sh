@@ -45,7 +45,7 @@ T=$(date +%s)
 timeout "${PAPER_LIMIT:-300}" "$BIN" "${COMMON[@]}" --pair-update opm --structure --methods "lora:$RANK,lorta:$RANK" \
   --out "$OUT/ours-paper" > "$OUT/ours-paper.jsonl" 2> "$OUT/ours-paper.err"
 echo "ours (paper: outer product mean + structure module + FAPE) rc=$? after $(( $(date +%s) - T ))s"
-[ "$BACKEND" != ndarray ] && (cd /tmp/kc && tar czf /tmp/kc.tar.gz .) && split -b 15m /tmp/kc.tar.gz "$OUT/kc.part."
+[ "$BACKEND" != ndarray ] && [ "${PACK_KC:-0}" = 1 ] && (cd /tmp/kc && tar czf /tmp/kc.tar.gz .) && split -b 15m /tmp/kc.tar.gz "$OUT/kc.part."
 
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -72,3 +72,5 @@ for name, pu in (("ours-s2p.jsonl", "seq-to-pair"), ("ours-paper.jsonl", "outer 
         rank = r["rank"] if r["rank"] is not None else "-"
         print(f"| ours ({r['backend']}) | {pu} | {'on' if r['structure'] else 'off'} | {r['method']} | {rank} | {r['trainable_params']:,} | {r['ms_median']:.1f} | {gib(r['peak_memory_bytes'])} |")
 PY
+# The device returns only a few files: with TAR=FILE (e.g. $OUT/results.tgz, OUT elsewhere) all results travel as one.
+[ -n "${TAR:-}" ] && tar czf "$TAR" -C "$OUT" .

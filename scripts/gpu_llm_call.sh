@@ -95,3 +95,5 @@ print("|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r[0]} | {r[1]} | {f(r[2])} | {r[3]} | {f(r[4], 3)} | {f(r[5])} |")
 PY
+# The device returns only a few files: with TAR=FILE (e.g. $OUT/results.tgz, OUT elsewhere) all results travel as one.
+[ -n "${TAR:-}" ] && tar czf "$TAR" -C "$OUT" .

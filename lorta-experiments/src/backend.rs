@@ -99,7 +99,7 @@ pub struct GpuArgs {
     pub kernel_cache: Option<PathBuf>,
     /// CUDA: let f32 matmuls run as single TF32 tensor-core products (faster, ~1e-4 relative
     /// error). Without it, f32 matmuls are accurate to ~1e-6 (split into bf16-exact high and low
-    /// parts: three TF32 products).
+    /// parts: four tensor-core products).
     #[arg(long)]
     pub tf32: bool,
 }
@@ -134,6 +134,7 @@ impl GpuArgs {
             return Ok(());
         }
         lorta_models::nn::set_exact_f32_matmul(kind == BackendKind::Cuda && !self.tf32);
+        lorta_models::dropout::set_host_masks(kind == BackendKind::Ndarray);
         if kind != BackendKind::Ndarray {
             if let Some(dir) = self.kernel_cache_dir(kind) {
                 set_kernel_cache(&dir)?;
@@ -181,13 +182,19 @@ impl ComputeArgs {
     }
 
     pub fn pad_to_multiple(&self, kind: BackendKind) -> usize {
-        self.pad_to_multiple.unwrap_or(if kind == BackendKind::Ndarray { 1 } else { 16 }).max(1)
+        pad_multiple(kind, self.pad_to_multiple)
     }
 
     /// See [`GpuArgs::prepare`].
     pub fn prepare(&self, kind: BackendKind, dtype: DType) -> Result<()> {
         self.gpu.prepare(kind, dtype)
     }
+}
+
+/// `--pad-to-multiple`: the given value, else 16 on GPU backends (few distinct shapes to compile
+/// and tune) and 1 on ndarray.
+pub fn pad_multiple(kind: BackendKind, explicit: Option<usize>) -> usize {
+    explicit.unwrap_or(if kind == BackendKind::Ndarray { 1 } else { 16 }).max(1)
 }
 
 /// Opens the default device of `kind`, turning a runtime panic (no driver, no adapter) into an

@@ -7,7 +7,7 @@ use burn::module::{AutodiffModule, Param};
 use burn::tensor::{Int, Tensor, TensorData};
 use common::{fixture, ids, ids_mask, nested, reference, B};
 use lorta_models::bert::BertForSequenceClassification;
-use lorta_models::dropout::{seed_step, step_seed, DropoutConfig};
+use lorta_models::dropout::{seed_step, set_host_masks, step_seed, DropoutConfig};
 use lorta_models::llama::LlamaForCausalLM;
 use lorta_models::load::LoadOptions;
 use lorta_models::tuning::{PrefixPositions, Tuning};
@@ -140,6 +140,19 @@ fn dropout_off_at_inference_on_and_seeded_in_training() {
     assert_eq!(a, b, "same (seed, step) must give the same masks");
     assert_ne!(a, c, "another step must give other masks");
     assert_ne!(step_seed(42, 7), step_seed(43, 7));
+
+    // Masks drawn on the host (what the CPU backend uses): the same properties.
+    set_host_masks(true);
+    seed_step::<AB>(&dev, 42, 7);
+    let h = logits_ad(&m, &ids_, &mask);
+    seed_step::<AB>(&dev, 42, 7);
+    let h2 = logits_ad(&m, &ids_, &mask);
+    seed_step::<AB>(&dev, 42, 8);
+    let h3 = logits_ad(&m, &ids_, &mask);
+    set_host_masks(false);
+    assert_ne!(h, eval, "host-mask dropout inactive in training");
+    assert_eq!(h, h2, "same (seed, step) must give the same host masks");
+    assert_ne!(h, h3, "another step must give other host masks");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::llm_common::{save_adapter, LlmRunArgs, MethodArgs, OptimArgs};
-use crate::lm::load::{parse_dtype_name, resolve};
+use crate::lm::load::resolve;
 use crate::lm::run_report::write_run_report;
 use crate::preference::data::load_preferences;
 use crate::preference::task::{encode_pairs, DpoConfig, DpoTask};
@@ -57,7 +57,7 @@ pub fn run(a: Args) -> Result<()> {
 fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     let lm = resolve(&a.model)?;
     let tok = lm.tokenizer()?;
-    let dtype = parse_dtype_name(&a.run.dtype)?;
+    let dtype = a.run.prepare()?;
     let data = load_preferences(&a.data)?;
     if !data.skipped.is_empty() && !a.run.quiet {
         eprintln!(
@@ -88,7 +88,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
         bail!("--method full: DPO's reference policy is the model with its adapter switched off; full fine-tuning has none (use an adapter method)");
     }
     let batch_size = a.optim.batch_size.unwrap_or(16);
-    let cfg = DpoConfig { beta: a.beta, max_prompt_len: a.max_prompt_len, max_len: a.max_len, batch_size, eval_batch_size: a.optim.eval_batch_size, chat_template: a.chat_template };
+    let cfg = DpoConfig { beta: a.beta, max_prompt_len: a.max_prompt_len, max_len: a.max_len, batch_size, eval_batch_size: a.optim.eval_batch_size, chat_template: a.chat_template, pad_to_multiple: a.run.pad_to_multiple() };
     let task = DpoTask::new(encode_pairs(&pairs, &tok, &cfg)?, encode_pairs(&eval_pairs, &tok, &cfg)?, tok.pad_id, cfg.clone());
     let tuning = method.tuning(a.optim.seed)?;
     let model = lm.load::<B>(&tuning, dtype, device)?;

@@ -121,9 +121,8 @@ pub struct Args {
     /// --profile: model sizes `SEQ_DIM,PAIR_DIM,HEAD_WIDTH` (default: the preset's).
     #[arg(long)]
     pub dims: Option<String>,
-    /// CubeCL kernel cache folder (CUDA/wgpu).
-    #[arg(long)]
-    pub kernel_cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub gpu: crate::backend::GpuArgs,
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -196,9 +195,7 @@ fn read_row(dir: &Path, config: &FoldRunConfig) -> Option<FoldRow> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if let Some(dir) = &a.kernel_cache {
-        crate::backend::set_kernel_cache(dir)?;
-    }
+    a.gpu.prepare(a.backend, parse_dtype(&effective_preset(&a)?.dtype).context("--dtype")?)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     if a.profile {
         return run_profile(&a);

@@ -8,7 +8,9 @@ use lorta_models::llama::LlamaForCausalLM;
 
 use crate::lm::method::LlmMethod;
 use crate::train::schedule::ScheduleKind;
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, GpuArgs};
+use crate::lm::load::parse_dtype_name;
+use burn::tensor::DType;
 use crate::train::{FitConfig, RunOptions};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -93,9 +95,26 @@ pub struct LlmRunArgs {
     pub quiet: bool,
     #[arg(long, hide = true)]
     pub stop_after: Option<usize>,
+    /// Round padded sequence lengths up to a multiple of N, so a GPU sees few distinct shapes
+    /// (default: 16 on GPU backends, 1 on ndarray).
+    #[arg(long)]
+    pub pad_to_multiple: Option<usize>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
 }
 
 impl LlmRunArgs {
+    /// The compute dtype, with the backend readied for it (kernel cache, f32 matmul precision).
+    pub fn prepare(&self) -> Result<DType> {
+        let dtype = parse_dtype_name(&self.dtype)?;
+        self.gpu.prepare(self.backend, dtype)?;
+        Ok(dtype)
+    }
+
+    pub fn pad_to_multiple(&self) -> usize {
+        crate::backend::pad_multiple(self.backend, self.pad_to_multiple)
+    }
+
     /// The training loop's options for these flags and the optimiser's checkpoint/timing flags.
     pub fn options(&self, optim: &OptimArgs) -> RunOptions {
         RunOptions {

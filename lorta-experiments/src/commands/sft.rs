@@ -10,7 +10,7 @@ use super::llm_common::{save_adapter, LlmRunArgs, MethodArgs, OptimArgs};
 use crate::instruct::data::{encode_example, load_alpaca, pack, PromptStyle};
 use crate::instruct::mtbench::{export_answers, load_questions, MtBenchConfig};
 use crate::instruct::task::SftTask;
-use crate::lm::load::{parse_dtype_name, resolve};
+use crate::lm::load::resolve;
 use crate::lm::run_report::write_run_report;
 use crate::report::write_json;
 use crate::train::fit;
@@ -59,7 +59,7 @@ pub fn run(a: Args) -> Result<()> {
 fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     let lm = resolve(&a.model)?;
     let tok = lm.tokenizer()?;
-    let dtype = parse_dtype_name(&a.run.dtype)?;
+    let dtype = a.run.prepare()?;
     let mut examples = load_alpaca(&a.data)?;
     if examples.len() < 2 {
         bail!("{}: need at least 2 examples (train + eval)", a.data.display());
@@ -78,7 +78,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     }
     let eval = enc(&eval_ex)?;
     let batch_size = a.optim.batch_size.unwrap_or(16);
-    let task = SftTask { train, eval, pad_id: tok.pad_id, batch_size, eval_batch_size: a.optim.eval_batch_size };
+    let task = SftTask { train, eval, pad_id: tok.pad_id, batch_size, eval_batch_size: a.optim.eval_batch_size, pad_to_multiple: a.run.pad_to_multiple() };
     let method = a.method.method();
     let tuning = method.tuning(a.optim.seed)?;
     let model = lm.load::<B>(&tuning, dtype, device)?;

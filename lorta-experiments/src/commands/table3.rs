@@ -46,6 +46,12 @@ pub struct Args {
     /// Stop each cell after N steps of this process (to test resuming).
     #[arg(long, hide = true)]
     pub stop_after: Option<usize>,
+    /// Round padded sequence lengths up to a multiple of N, so a GPU sees few distinct shapes
+    /// (default: 16 on GPU backends, 1 on ndarray).
+    #[arg(long)]
+    pub pad_to_multiple: Option<usize>,
+    #[command(flatten)]
+    pub gpu: crate::backend::GpuArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -67,7 +73,10 @@ pub fn run(a: Args) -> Result<()> {
         quiet: a.quiet,
         stop_after: a.stop_after,
         time_steps: a.time_steps,
+        pad_to_multiple: crate::backend::pad_multiple(a.backend, a.pad_to_multiple),
     };
+    // the preset's dtype is checked against the backend when the table is read
+    a.gpu.prepare(a.backend, burn::tensor::DType::F32)?;
     let md = crate::with_backend!(a.backend, |B, device| run_table3::<burn_autodiff::Autodiff<B>>(&r, &device))?;
     if !md.is_empty() {
         println!("{md}");

@@ -17,6 +17,8 @@ pub struct SftTask {
     pub pad_id: u32,
     pub batch_size: usize,
     pub eval_batch_size: usize,
+    /// Padded lengths are multiples of this (GPU backends: 16, see `--pad-to-multiple`).
+    pub pad_to_multiple: usize,
 }
 
 impl SftTask {
@@ -25,7 +27,7 @@ impl SftTask {
         let (mut total, mut tokens) = (0.0, 0usize);
         for chunk in seqs.chunks(self.eval_batch_size.max(1)) {
             let refs: Vec<&Sequence> = chunk.iter().collect();
-            let batch = pad_sequences::<B>(&refs, self.pad_id, device)?;
+            let batch = pad_sequences::<B>(&refs, self.pad_id, self.pad_to_multiple, device)?;
             total -= to_host(continuation_logprobs(model, &batch))?.iter().sum::<f64>();
             tokens += batch.counts.iter().sum::<usize>();
         }
@@ -47,7 +49,7 @@ impl<B: AutodiffBackend> Task<B> for SftTask {
 
     fn loss(&self, model: &Self::Model, batch: &[usize], device: &B::Device) -> Result<Tensor<B, 1>> {
         let seqs: Vec<&Sequence> = batch.iter().map(|&i| &self.train[i]).collect();
-        let padded = pad_sequences::<B>(&seqs, self.pad_id, device)?;
+        let padded = pad_sequences::<B>(&seqs, self.pad_id, self.pad_to_multiple, device)?;
         Ok(sft_loss(continuation_logprobs(model, &padded), &padded.counts))
     }
 

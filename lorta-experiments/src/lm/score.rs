@@ -21,13 +21,16 @@ pub struct PaddedSequences<B: Backend> {
     pub counts: Vec<usize>,
 }
 
-/// Pads `seqs` on the right with `pad_id` (masked out of attention and of the targets).
-pub fn pad_sequences<B: Backend>(seqs: &[&Sequence], pad_id: u32, device: &B::Device) -> Result<PaddedSequences<B>> {
+/// Pads `seqs` on the right with `pad_id` (masked out of attention and of the targets) to the
+/// longest sequence rounded up to a multiple of `multiple`: on a GPU, few distinct lengths mean
+/// few kernels to compile and tune (1 = no rounding; results do not depend on it).
+pub fn pad_sequences<B: Backend>(seqs: &[&Sequence], pad_id: u32, multiple: usize, device: &B::Device) -> Result<PaddedSequences<B>> {
     let b = seqs.len();
-    let s = seqs.iter().map(|q| q.ids.len()).max().unwrap_or(0);
-    if b == 0 || s < 2 {
+    let longest = seqs.iter().map(|q| q.ids.len()).max().unwrap_or(0);
+    if b == 0 || longest < 2 {
         bail!("a scoring batch needs at least one sequence of two or more tokens");
     }
+    let s = longest.next_multiple_of(multiple.max(1));
     let mut ids = Vec::with_capacity(b * s);
     let mut mask = Vec::with_capacity(b * s);
     let mut next = Vec::with_capacity(b * (s - 1));
@@ -213,7 +216,7 @@ mod tests {
         }
         // one padded batch of every candidate: padding must not change any value
         let refs: Vec<&Sequence> = seqs.iter().collect();
-        let batch = pad_sequences::<B>(&refs, 0, &dev).unwrap();
+        let batch = pad_sequences::<B>(&refs, 0, 1, &dev).unwrap();
         let sums = to_host(continuation_logprobs(&model, &batch)).unwrap();
         for (i, ((s, m), got)) in expect.iter().zip(&sums).enumerate() {
             let mean = got / batch.counts[i] as f64;
@@ -221,9 +224,19 @@ mod tests {
             assert!((mean - m).abs() < 1e-4 * m.abs().max(1.0), "candidate {i}: mean {mean} vs {m}");
         }
         // a single unpadded sequence gives the same value
-        let one = pad_sequences::<B>(&refs[..1], 0, &dev).unwrap();
+        let one = pad_sequences::<B>(&refs[..1], 0, 1, &dev).unwrap();
         let v = to_host(continuation_logprobs(&model, &one)).unwrap()[0];
         assert!((v - sums[0]).abs() < 1e-5 * sums[0].abs().max(1.0), "{v} vs {}", sums[0]);
+        // lengths rounded up to a multiple of 16 (GPU backends): longer rows, the same values
+        let longest = seqs.iter().map(|q| q.ids.len()).max().unwrap();
+        let wide = pad_sequences::<B>(&refs, 0, 16, &dev).unwrap();
+        assert_eq!(wide.input_ids.dims()[1], longest.next_multiple_of(16));
+        assert!(wide.input_ids.dims()[1] > longest, "the fixture's candidates should not be a multiple of 16 long");
+        assert_eq!(wide.counts, batch.counts);
+        let padded = to_host(continuation_logprobs(&model, &wide)).unwrap();
+        for (i, (p, s)) in padded.iter().zip(&sums).enumerate() {
+            assert!((p - s).abs() < 1e-5 * s.abs().max(1.0), "candidate {i}: {p} padded to 16 vs {s}");
+        }
     }
 
     /// Response-only SFT loss against transformers (prompt tokens masked, EOS included).
@@ -235,18 +248,18 @@ mod tests {
         let r = json("tiny-llama/reference.json");
         for ex in r["sft"].as_array().unwrap() {
             let seq = Sequence::new(ids(&ex["ids"]), ex["prompt_len"].as_u64().unwrap() as usize);
-            let batch = pad_sequences::<B>(&[&seq], 0, &dev).unwrap();
+            let batch = pad_sequences::<B>(&[&seq], 0, 1, &dev).unwrap();
             let loss: f64 = sft_loss(continuation_logprobs(&model, &batch), &batch.counts).into_scalar().elem();
             let want = ex["mean_nll"].as_f64().unwrap();
             assert!((loss - want).abs() < 1e-4 * want.max(1.0), "{loss} vs {want}");
         }
         // masking: a sequence whose target is only the last token scores exactly that token
         let seq = Sequence::new(vec![1, 40, 41, 42], 3);
-        let b = pad_sequences::<B>(&[&seq], 0, &dev).unwrap();
+        let b = pad_sequences::<B>(&[&seq], 0, 1, &dev).unwrap();
         let m: Vec<f32> = b.target_mask.clone().into_data().to_vec().unwrap();
         assert_eq!(m, vec![0.0, 0.0, 1.0]);
         assert_eq!(b.counts, vec![1]);
-        let e = pad_sequences::<B>(&[&Sequence::new(vec![1, 2], 2)], 0, &dev).err().unwrap().to_string();
+        let e = pad_sequences::<B>(&[&Sequence::new(vec![1, 2], 2)], 0, 1, &dev).err().unwrap().to_string();
         assert!(e.contains("no scorable target"), "{e}");
     }
 

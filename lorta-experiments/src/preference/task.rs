@@ -28,6 +28,13 @@ pub struct DpoConfig {
     pub eval_batch_size: usize,
     /// Render prompts with the tokenizer's chat template instead of the Human/Assistant text.
     pub chat_template: bool,
+    /// Padded lengths are multiples of this (GPU backends: 16, see `--pad-to-multiple`).
+    #[serde(default = "one")]
+    pub pad_to_multiple: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A tokenized pair.
@@ -103,7 +110,7 @@ impl DpoTask {
         let (mut c, mut r) = (Vec::new(), Vec::new());
         for chunk in pairs.chunks(self.config.eval_batch_size.max(1)) {
             let seqs: Vec<&Sequence> = chunk.iter().map(|p| &p.chosen).chain(chunk.iter().map(|p| &p.rejected)).collect();
-            let batch = pad_sequences::<B>(&seqs, self.pad_id, device)?;
+            let batch = pad_sequences::<B>(&seqs, self.pad_id, self.config.pad_to_multiple, device)?;
             let v = to_host(continuation_logprobs(model, &batch))?;
             c.extend_from_slice(&v[..chunk.len()]);
             r.extend_from_slice(&v[chunk.len()..]);
@@ -143,9 +150,9 @@ impl<B: AutodiffBackend> Task<B> for DpoTask {
         // reference policy: the same weights, adapter off, no autodiff graph
         let reference = model.valid().without_tuning().ok_or_else(|| anyhow!("DPO needs a reference policy: use an adapter method, not full fine-tuning"))?;
         let seqs: Vec<&Sequence> = pairs.iter().map(|p| &p.chosen).chain(pairs.iter().map(|p| &p.rejected)).collect();
-        let ref_batch = pad_sequences::<B::InnerBackend>(&seqs, self.pad_id, device)?;
+        let ref_batch = pad_sequences::<B::InnerBackend>(&seqs, self.pad_id, self.config.pad_to_multiple, device)?;
         let refs = to_host(continuation_logprobs(&reference, &ref_batch))?;
-        let batch = pad_sequences::<B>(&seqs, self.pad_id, device)?;
+        let batch = pad_sequences::<B>(&seqs, self.pad_id, self.config.pad_to_multiple, device)?;
         let sums = continuation_logprobs(model, &batch);
         let chosen = sums.clone().slice([0..n]);
         let rejected = sums.slice([n..2 * n]);

@@ -165,6 +165,8 @@ pub struct Table3Run {
     pub stop_after: Option<usize>,
     /// Synchronise and time every step (run.json of each cell).
     pub time_steps: bool,
+    /// Padded lengths are multiples of this (`--pad-to-multiple`).
+    pub pad_to_multiple: usize,
 }
 
 fn read_cell(dir: &Path) -> Option<CellMetrics> {
@@ -241,7 +243,7 @@ pub fn run_table3<B: AutodiffBackend>(r: &Table3Run, device: &B::Device) -> Resu
         let s = load_task_splits(&data_dir, t, preset.sizes, seeds[0], preset.record_template)?;
         splits.insert(t, s);
     }
-    let task_config = Table3TaskConfig { batch_size: preset.batch_size, eval_batch_size: preset.eval_batch_size, max_len: preset.max_len, max_new_tokens: preset.max_new_tokens };
+    let task_config = Table3TaskConfig { batch_size: preset.batch_size, eval_batch_size: preset.eval_batch_size, max_len: preset.max_len, max_new_tokens: preset.max_new_tokens, pad_to_multiple: r.pad_to_multiple };
     let settings = serde_json::json!({
         "table": table.table, "preset": r.preset, "config_file": r.config_file, "preset_settings": preset,
         "methods": method_idx.iter().map(|&i| table.method_for(&preset, i)).collect::<Vec<_>>(),

@@ -48,6 +48,13 @@ pub struct Table3TaskConfig {
     pub eval_batch_size: usize,
     pub max_len: usize,
     pub max_new_tokens: usize,
+    /// Padded lengths are multiples of this (GPU backends: 16, see `--pad-to-multiple`).
+    #[serde(default = "one")]
+    pub pad_to_multiple: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 pub struct Table3Task {
@@ -127,7 +134,7 @@ impl Table3Task {
             }
             let mut means = Vec::with_capacity(flat.len());
             for chunk in flat.chunks(self.config.eval_batch_size.max(1)) {
-                let batch = pad_sequences::<B>(chunk, self.tok.pad_id, device)?;
+                let batch = pad_sequences::<B>(chunk, self.tok.pad_id, self.config.pad_to_multiple, device)?;
                 let sums = to_host(continuation_logprobs(model, &batch))?;
                 means.extend(sums.iter().zip(&batch.counts).map(|(s, &c)| s / c as f64));
             }
@@ -183,7 +190,7 @@ impl<B: AutodiffBackend> Task<B> for Table3Task {
                 TrainItem::Lm(s) => seqs.push(s),
             }
         }
-        let padded = pad_sequences::<B>(&seqs, self.tok.pad_id, device)?;
+        let padded = pad_sequences::<B>(&seqs, self.tok.pad_id, self.config.pad_to_multiple, device)?;
         let sums = continuation_logprobs(model, &padded);
         Ok(if groups.is_empty() { sft_loss(sums, &padded.counts) } else { classification_loss(sums, &padded.counts, &groups) })
     }

@@ -226,15 +226,6 @@ fn write_log(out: &Path, log: &[LogEntry]) -> Result<()> {
     write_atomic(&out.join(LOG_FILE), s.as_bytes())
 }
 
-/// The RNG seed of step `step` (splitmix64 of the pair): dropout masks depend only on the run's
-/// seed and the step, so a resumed run draws the same masks.
-pub fn step_seed(seed: u64, step: usize) -> u64 {
-    let mut z = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Losses of the steps not yet read back (one scalar tensor per step, on the device).
 struct PendingLosses<B: Backend> {
     losses: Vec<Tensor<B, 1>>,
@@ -374,7 +365,8 @@ pub fn fit<B: AutodiffBackend, T: Task<B>>(
                 break 'epochs;
             }
             let step_started = Instant::now();
-            B::seed(device, step_seed(config.seed, state.global_step));
+            // dropout masks depend only on the run's seed and the step: a resumed run draws the same
+            lorta_models::dropout::seed_step::<B>(device, config.seed, state.global_step as u64);
             let loss = task.loss(&model, &plan[bi], device)?;
             if pending.losses.is_empty() {
                 pending.first_step = state.global_step;
@@ -499,14 +491,4 @@ mod tests {
         assert!(best_entry(&[], true).is_none());
     }
 
-    #[test]
-    fn step_seeds_differ_by_step_and_seed() {
-        let a: Vec<u64> = (0..100).map(|s| step_seed(42, s)).collect();
-        let mut u = a.clone();
-        u.sort();
-        u.dedup();
-        assert_eq!(u.len(), 100);
-        assert_ne!(step_seed(1, 0), step_seed(2, 0));
-        assert_eq!(step_seed(7, 3), step_seed(7, 3));
-    }
 }
