@@ -48,3 +48,5 @@ for t in tasks:
     cells.append(f"{100 * best:.1f} (median step {d['median_step_ms']:.1f} ms)")
 print("| best dev | " + " | ".join(cells) + " |")
 EOF
+# The device returns only a few files: with TAR=FILE (e.g. $OUT/results.tgz, OUT elsewhere) all results travel as one.
+[ -n "${TAR:-}" ] && tar czf "$TAR" -C "$OUT" .

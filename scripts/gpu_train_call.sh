@@ -111,3 +111,5 @@ for r in rows:
     print(f"| {r['label']} | {r.get('impl','')} | {f('first_step_seconds')} | {f('process_wall_s') or f('seconds') or f('wall_s', '{}')} | {f('median_step_ms', '{:.2f}')} | {r.get('timed_steps','')} | {r.get('dev_score','') or ''} |")
 EOF
 cat "$OUT"/profile-7b*.jsonl 2>/dev/null | cut -c1-300
+# The device returns only a few files: with TAR=FILE (e.g. $OUT/results.tgz, OUT elsewhere) all results travel as one.
+[ -n "${TAR:-}" ] && tar czf "$TAR" -C "$OUT" .
