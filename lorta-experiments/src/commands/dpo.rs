@@ -7,12 +7,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 
-use super::llm_common::{save_adapter, LlmRunArgs, MethodArgs, OptimArgs};
+use super::llm_common::{write_llm_results, LlmRunArgs, MethodArgs, OptimArgs};
 use crate::lm::load::resolve;
-use crate::lm::run_report::write_run_report;
 use crate::preference::data::load_preferences;
 use crate::preference::task::{encode_pairs, DpoConfig, DpoTask};
-use crate::report::write_json;
 use crate::train::schedule::ScheduleKind;
 use crate::train::fit;
 
@@ -111,15 +109,5 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     if !outcome.finished {
         return Ok(());
     }
-    let (best, last) = outcome.best_and_last(false)?;
-    write_json(&a.out.join("metrics.json"), &serde_json::json!({"settings": settings, "best": best, "last": last, "history": outcome.log, "total_steps": outcome.total_steps}))?;
-    let md = write_run_report(&a.out, "DPO (sigmoid loss)", &settings, "loss", &outcome.log)?;
-    let adapter = save_adapter(&outcome.model, &a.out, &lm.describe())?;
-    if !a.run.quiet {
-        println!("{md}");
-        if let Some(d) = adapter {
-            println!("adapter saved in {}", d.display());
-        }
-    }
-    Ok(())
+    write_llm_results(&outcome, &settings, &a.out, ("DPO (sigmoid loss)", "loss"), &lm.describe(), a.run.quiet)
 }

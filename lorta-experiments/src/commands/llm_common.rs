@@ -11,7 +11,9 @@ use crate::train::schedule::ScheduleKind;
 use crate::backend::{BackendKind, GpuArgs};
 use crate::lm::load::parse_dtype_name;
 use burn::tensor::DType;
-use crate::train::{FitConfig, RunOptions};
+use crate::lm::run_report::write_run_report;
+use crate::report::write_json;
+use crate::train::{FitConfig, FitOutcome, RunOptions};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MethodArgs {
@@ -150,6 +152,30 @@ impl OptimArgs {
             eval_every: self.eval_every,
         }
     }
+}
+
+/// What `sft` and `dpo` write after training: `metrics.json` (settings, best and last evaluation,
+/// history), the markdown/PNG report (`title`, `metric` plotted), and the adapter folder; printed
+/// unless `quiet`.
+pub fn write_llm_results<B: Backend>(
+    outcome: &FitOutcome<LlamaForCausalLM<B>>,
+    settings: &serde_json::Value,
+    out: &Path,
+    (title, metric): (&str, &str),
+    base: &str,
+    quiet: bool,
+) -> Result<()> {
+    let (best, last) = outcome.best_and_last(false)?;
+    write_json(&out.join("metrics.json"), &serde_json::json!({"settings": settings, "best": best, "last": last, "history": outcome.log, "total_steps": outcome.total_steps}))?;
+    let md = write_run_report(out, title, settings, metric, &outcome.log)?;
+    let adapter = save_adapter(&outcome.model, out, base)?;
+    if !quiet {
+        println!("{md}");
+        if let Some(d) = adapter {
+            println!("adapter saved in {}", d.display());
+        }
+    }
+    Ok(())
 }
 
 /// Saves the trained adapter (PEFT / LoRTA folder layout) when the method has one.

@@ -6,13 +6,11 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use burn::module::AutodiffModule;
 
-use super::llm_common::{save_adapter, LlmRunArgs, MethodArgs, OptimArgs};
+use super::llm_common::{write_llm_results, LlmRunArgs, MethodArgs, OptimArgs};
 use crate::instruct::data::{encode_example, load_alpaca, pack, PromptStyle};
 use crate::instruct::mtbench::{export_answers, load_questions, MtBenchConfig};
 use crate::instruct::task::SftTask;
 use crate::lm::load::resolve;
-use crate::lm::run_report::write_run_report;
-use crate::report::write_json;
 use crate::train::fit;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -99,16 +97,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     if !outcome.finished {
         return Ok(());
     }
-    let (best, last) = outcome.best_and_last(false)?;
-    write_json(&a.out.join("metrics.json"), &serde_json::json!({"settings": settings, "best": best, "last": last, "history": outcome.log, "total_steps": outcome.total_steps}))?;
-    let md = write_run_report(&a.out, "SFT (response-only loss)", &settings, "eval_loss", &outcome.log)?;
-    let adapter = save_adapter(&outcome.model, &a.out, &lm.describe())?;
-    if !a.run.quiet {
-        println!("{md}");
-        if let Some(d) = &adapter {
-            println!("adapter saved in {}", d.display());
-        }
-    }
+    write_llm_results(&outcome, &settings, &a.out, ("SFT (response-only loss)", "eval_loss"), &lm.describe(), a.run.quiet)?;
     if let Some(q) = &a.mtbench {
         let questions = load_questions(q)?;
         let cfg = MtBenchConfig { model_id: format!("lorta-sft-{}", crate::tables::config::slug(&method.name)), max_new_tokens: a.mtbench_max_new_tokens, temperature: None, seed: a.optim.seed, limit: a.mtbench_limit };

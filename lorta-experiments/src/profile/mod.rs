@@ -3,6 +3,7 @@
 //! on the adapter parameters only) of a LLaMA model, batch 1 by default.
 pub mod flops;
 pub mod rss;
+pub mod timing;
 
 use std::time::Instant;
 
@@ -15,6 +16,8 @@ use lorta_core::{AdapterConfig, MatrixKind, Method};
 use lorta_models::llama::{LlamaConfig, LlamaForCausalLM};
 use lorta_models::tuning::{HeadTuning, Tuning};
 use serde::Serialize;
+
+use timing::{time_steps, MemoryProbe};
 
 /// One measured configuration.
 #[derive(Clone, Debug, Serialize)]
@@ -60,8 +63,7 @@ pub struct ProfileSpec {
     pub backend: String,
 }
 
-/// Device memory (in use, reserved), where the backend can tell.
-pub type MemoryProbe<'a> = &'a dyn Fn() -> Option<(u64, u64)>;
+pub use timing::MemoryReader;
 
 /// Built-in configs: `llama-2-7b` and `llama-tiny` (llama2.c's stories260K width, 2 layers, MHA).
 pub fn named_config(name: &str) -> Option<LlamaConfig> {
@@ -83,18 +85,8 @@ pub fn named_config(name: &str) -> Option<LlamaConfig> {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).expect("finite timings"));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
 /// Runs every (method, rank) of `spec` on backend `B` (wrapped in autodiff).
-pub fn run<B: Backend>(spec: &ProfileSpec, device: &B::Device, memory: MemoryProbe<'_>, mut report: impl FnMut(&ProfileRow)) -> Result<Vec<ProfileRow>> {
+pub fn run<B: Backend>(spec: &ProfileSpec, device: &B::Device, memory: MemoryReader<'_>, mut report: impl FnMut(&ProfileRow)) -> Result<Vec<ProfileRow>> {
     let mut rows = Vec::new();
     for &method in &spec.methods {
         for &rank in &spec.ranks {
@@ -112,7 +104,7 @@ fn profile_one<B: AutodiffBackend>(
     method: Method,
     rank: usize,
     device: &B::Device,
-    memory: MemoryProbe<'_>,
+    memory: MemoryReader<'_>,
 ) -> Result<ProfileRow> {
     if rank == 0 {
         bail!("rank must be at least 1");
@@ -128,7 +120,7 @@ fn profile_one<B: AutodiffBackend>(
     let trainable_dtype = (spec.dtype != DType::F32 && spec.dtype != DType::F64).then_some(DType::F32);
     let tuning = Tuning::adapter(adapter.clone()).with_head(HeadTuning::Frozen).with_trainable_dtype(trainable_dtype);
     let t_build = Instant::now();
-    let mut model = LlamaForCausalLM::<B>::random(&spec.config, &tuning, spec.dtype, device)?;
+    let model = LlamaForCausalLM::<B>::random(&spec.config, &tuning, spec.dtype, device)?;
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     eprintln!("[profile] {} r={rank}: model built in {:.1}s", method.label(), t_build.elapsed().as_secs_f64());
     let trainable = model.trainable_params();
@@ -139,68 +131,35 @@ fn profile_one<B: AutodiffBackend>(
     let targets = ids.narrow(1, 1, t).reshape([b * t]);
     let loss_fn = CrossEntropyLossConfig::new().init(device);
 
-    let mut step = |model: LlamaForCausalLM<B>, probe: bool| -> (LlamaForCausalLM<B>, Option<(u64, u64)>) {
+    let step = |model: LlamaForCausalLM<B>, probe: &mut MemoryProbe<'_, B>| {
         let logits = model.forward(inputs.clone(), None);
         let v = logits.dims()[2];
         let logits = logits.reshape([b * t, v]).cast(DType::F32);
         let loss = loss_fn.forward(logits, targets.clone());
-        let mut peak: Option<(u64, u64)> = None;
-        let sample = |peak: &mut Option<(u64, u64)>| {
-            if probe {
-                let _ = B::sync(device);
-                if let Some((u, r)) = memory() {
-                    let p = peak.get_or_insert((0, 0));
-                    *p = (p.0.max(u), p.1.max(r));
-                }
-            }
-        };
-        sample(&mut peak);
+        probe.sample();
         let grads = loss.backward();
-        sample(&mut peak);
+        probe.sample();
         let grads = GradientsParams::from_grads(grads, &model);
         let model = optim.step(1e-4, model, grads);
-        sample(&mut peak);
-        (model, peak)
+        probe.sample();
+        model
     };
-
-    for i in 0..spec.warmup {
-        let t0 = Instant::now();
-        model = step(model, false).0;
-        let _ = B::sync(device);
-        // the first steps compile and autotune kernels (CUBECL_AUTOTUNE_LEVEL=minimal shortens it)
-        eprintln!("[profile] {} r={rank}: warm-up step {} took {:.1}s", method.label(), i + 1, t0.elapsed().as_secs_f64());
-    }
-    B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
-    let mut times = Vec::with_capacity(spec.steps);
-    for _ in 0..spec.steps {
-        let t0 = Instant::now();
-        model = step(model, false).0;
-        B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    // one extra, instrumented step for memory (synchronising inside it would perturb timings)
-    let rss = memory().is_none().then(rss::RssPeak::start).flatten();
-    let (model, peak) = step(model, true);
-    let rss = rss.and_then(|r| r.finish());
-    let memory_measure = match (peak, rss) {
-        (Some(_), _) => "device allocator".to_string(),
-        (None, Some((_, true))) => "process peak RSS growth".to_string(),
-        (None, Some((_, false))) => "process peak RSS growth (upper bound)".to_string(),
-        (None, None) => "n/a".to_string(),
-    };
+    // the first steps compile and autotune kernels (CUBECL_AUTOTUNE_LEVEL=minimal shortens it)
+    let label = format!("[profile] {} r={rank}", method.label());
+    let (model, times) = time_steps::<B, _>(device, memory, model, (spec.warmup, spec.steps), &label, step)?;
     drop(model.valid());
     let cost = flops::llama_step(&spec.config.shape(), spec.config.vocab_size, b, t, Some(&adapter));
-    let (lo, hi) = times.iter().fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let (lo, hi) = times.min_max_ms();
     Ok(ProfileRow {
         method: method.label().to_string(),
         rank,
-        ms_per_step: median(&mut times),
+        ms_per_step: times.median_ms(),
         ms_min: lo,
         ms_max: hi,
         steps: spec.steps,
-        peak_memory_bytes: peak.map(|p| p.0).or(rss.map(|r| r.0)),
-        memory_measure,
-        peak_reserved_bytes: peak.map(|p| p.1),
+        peak_memory_bytes: times.peak_bytes(),
+        memory_measure: times.memory_measure().to_string(),
+        peak_reserved_bytes: times.device_peak.map(|p| p.1),
         flops: cost.step_flops,
         macs: cost.step_macs,
         forward_flops: cost.forward_flops,

@@ -18,6 +18,7 @@ use super::experiment::FoldMethod;
 use super::loss::{backbone_fape, distogram_loss};
 use super::model::{build_model, tuning_of};
 use super::task::Folder;
+use crate::profile::timing::{time_steps, MemoryProbe, MemoryReader};
 
 #[derive(Clone, Debug)]
 pub struct FoldProfileSpec {
@@ -54,21 +55,11 @@ pub struct FoldProfileRow {
     pub backend: String,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
 /// Profiles every method of `spec`; `memory()` reads (bytes in use, bytes reserved) of the device.
 pub fn profile_fold<B: AutodiffBackend>(
     spec: &FoldProfileSpec,
     device: &B::Device,
-    memory: &dyn Fn() -> Option<(u64, u64)>,
+    memory: MemoryReader<'_>,
     report: &mut dyn FnMut(&FoldProfileRow),
 ) -> Result<Vec<FoldProfileRow>> {
     if spec.steps == 0 || spec.length < 2 || spec.batch == 0 {
@@ -83,7 +74,7 @@ pub fn profile_fold<B: AutodiffBackend>(
     Ok(rows)
 }
 
-fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, device: &B::Device, memory: &dyn Fn() -> Option<(u64, u64)>) -> Result<FoldProfileRow> {
+fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, device: &B::Device, memory: MemoryReader<'_>) -> Result<FoldProfileRow> {
     let label = m.label();
     let t_build = Instant::now();
     let mut tuning = tuning_of(m, 0)?;
@@ -91,7 +82,7 @@ fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, devic
         // adapters only, as the PEFT reference (its distogram head is frozen too)
         tuning.head = lorta_models::tuning::HeadTuning::Frozen;
     }
-    let mut model: EsmFold<B> = build_model(&spec.config, &tuning, None, spec.dtype, 0, device)?;
+    let model: EsmFold<B> = build_model(&spec.config, &tuning, None, spec.dtype, 0, device)?;
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     eprintln!("[fold profile] {label}: model built in {:.1}s", t_build.elapsed().as_secs_f64());
     let trainable = model.trainable_params();
@@ -105,59 +96,35 @@ fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, devic
     let true_backbone = Tensor::<B, 4>::random([b, l, 3, 3], Distribution::Normal(0.0, 10.0), device);
     let backbone_mask = Tensor::<B, 2>::ones([b, l], device);
 
-    let mut step = |model: EsmFold<B>, probe: bool| -> (EsmFold<B>, Option<(u64, u64)>) {
-        let mut peak: Option<(u64, u64)> = None;
-        let sample = |peak: &mut Option<(u64, u64)>| {
-            if probe {
-                let _ = B::sync(device);
-                if let Some((u, r)) = memory() {
-                    let p = peak.get_or_insert((0, 0));
-                    *p = (p.0.max(u), p.1.max(r));
-                }
-            }
-        };
+    let step = |model: EsmFold<B>, probe: &mut MemoryProbe<'_, B>| {
         let p = model.fold(aatype.clone(), mask.clone(), 0, spec.structure);
         let mut loss = distogram_loss(p.distogram_logits, bins.clone(), pair_mask.clone());
         if let Some(bb) = p.backbone {
             loss = loss + backbone_fape(bb, true_backbone.clone(), backbone_mask.clone());
         }
-        sample(&mut peak);
+        probe.sample();
         let grads = loss.backward();
-        sample(&mut peak);
+        probe.sample();
         let grads = GradientsParams::from_grads(grads, &model);
         let model = optim.step(1e-4, model, grads);
-        sample(&mut peak);
-        (model, peak)
+        probe.sample();
+        model
     };
-    for i in 0..spec.warmup {
-        let t0 = Instant::now();
-        model = step(model, false).0;
-        B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
-        eprintln!("[fold profile] {label}: warm-up step {} took {:.1}s", i + 1, t0.elapsed().as_secs_f64());
-    }
-    let mut times = Vec::with_capacity(spec.steps);
-    for _ in 0..spec.steps {
-        let t0 = Instant::now();
-        model = step(model, false).0;
-        B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
-        times.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
-    // one extra step sampling memory after forward, backward and the update
-    let (model, peak) = step(model, true);
+    let (model, times) = time_steps::<B, _>(device, memory, model, (spec.warmup, spec.steps), &format!("[fold profile] {label}"), step)?;
     drop(model.valid());
-    let (lo, hi) = times.iter().fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let (lo, hi) = times.min_max_ms();
     let t = &spec.config.trunk;
     Ok(FoldProfileRow {
         method: m.method.clone(),
         rank: m.rank.filter(|_| m.method != "full"),
         trainable_params: trainable,
-        ms_median: median(&mut times),
+        ms_median: times.median_ms(),
         ms_min: lo,
         ms_max: hi,
         steps: spec.steps,
         warmup: spec.warmup,
-        peak_memory_bytes: peak.map(|p| p.0),
-        peak_reserved_bytes: peak.map(|p| p.1),
+        peak_memory_bytes: times.device_peak.map(|p| p.0),
+        peak_reserved_bytes: times.device_peak.map(|p| p.1),
         length: l,
         batch: b,
         blocks: t.num_blocks,
