@@ -98,14 +98,16 @@ fn sigkill_then_resume_matches_uninterrupted_run() {
 
 #[test]
 fn stop_and_resume_mid_epoch_is_exact() {
+    // with dropout: the resumed run must draw the same masks
+    let extra = ["--eval-every", "5", "--bucket", "2", "--dropout", "0.1"].map(String::from);
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
     let mut a = train_args(&full, 4);
-    a.extend(["--eval-every".into(), "5".into(), "--bucket".into(), "2".into()]);
+    a.extend(extra.clone());
     run_ok(&a);
     let part = tmp.path().join("part");
     let mut b = train_args(&part, 4);
-    b.extend(["--eval-every".into(), "5".into(), "--bucket".into(), "2".into()]);
+    b.extend(extra);
     let mut b1 = b.clone();
     b1.extend(["--stop-after".into(), "4".into()]); // mid-epoch (3 steps per epoch)
     run_ok(&b1);
