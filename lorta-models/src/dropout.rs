@@ -110,16 +110,10 @@ fn mask_values(seed: u64, call: u64, n: usize, p: f64, scale: f32) -> Vec<f32> {
     let base = mix(seed ^ call.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     // keep when the top 32 bits fall below (1 − p)·2³²
     let threshold = ((1.0 - p) * 4_294_967_296.0) as u64;
-    let mut out = vec![0.0f32; n];
-    const CHUNK: usize = 1 << 16;
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
-        let start = (k * CHUNK) as u64;
-        for (j, v) in chunk.iter_mut().enumerate() {
-            let r = mix(base.wrapping_add((start + j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))) >> 32;
-            *v = if r < threshold { scale } else { 0.0 };
-        }
-    });
-    out
+    (0..n as u64)
+        .into_par_iter()
+        .map(|i| if mix(base.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15))) >> 32 < threshold { scale } else { 0.0 })
+        .collect()
 }
 
 /// Seeds the dropout masks (the backend's generator and the host stream) for training step

@@ -101,7 +101,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     let settings = serde_json::json!({
         "command": "dpo", "model": lm.describe(), "data": a.data, "format": data.format, "eval_data": a.eval_data,
         "train_pairs": pairs.len(), "eval_pairs": eval_pairs.len(), "skipped_rows": data.skipped, "dpo": cfg,
-        "method": method, "dtype": a.run.dtype, "fit": fit_cfg, "trainable_params": trainable,
+        "method": method, "dtype": a.run.compute.dtype, "fit": fit_cfg, "trainable_params": trainable,
         "reference_policy": "the same model with its adapter switched off",
     });
     let opts = a.run.options(&a.optim);

@@ -8,8 +8,7 @@ use lorta_models::llama::LlamaForCausalLM;
 
 use crate::lm::method::LlmMethod;
 use crate::train::schedule::ScheduleKind;
-use crate::backend::{BackendKind, GpuArgs};
-use crate::lm::load::parse_dtype_name;
+use crate::backend::{BackendKind, ComputeArgs};
 use burn::tensor::DType;
 use crate::lm::run_report::write_run_report;
 use crate::report::write_json;
@@ -87,8 +86,8 @@ pub struct OptimArgs {
 /// Device, dtype and run control shared by the LLM training commands (`sft`, `dpo`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct LlmRunArgs {
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
     pub backend: BackendKind,
     #[arg(long)]
@@ -97,24 +96,18 @@ pub struct LlmRunArgs {
     pub quiet: bool,
     #[arg(long, hide = true)]
     pub stop_after: Option<usize>,
-    /// Round padded sequence lengths up to a multiple of N, so a GPU sees few distinct shapes
-    /// (default: 16 on GPU backends, 1 on ndarray).
-    #[arg(long)]
-    pub pad_to_multiple: Option<usize>,
-    #[command(flatten)]
-    pub gpu: GpuArgs,
 }
 
 impl LlmRunArgs {
     /// The compute dtype, with the backend readied for it (kernel cache, f32 matmul precision).
     pub fn prepare(&self) -> Result<DType> {
-        let dtype = parse_dtype_name(&self.dtype)?;
-        self.gpu.prepare(self.backend, dtype)?;
+        let dtype = self.compute.dtype()?;
+        self.compute.prepare(self.backend, dtype)?;
         Ok(dtype)
     }
 
     pub fn pad_to_multiple(&self) -> usize {
-        crate::backend::pad_multiple(self.backend, self.pad_to_multiple)
+        self.compute.pad_to_multiple(self.backend)
     }
 
     /// The training loop's options for these flags and the optimiser's checkpoint/timing flags.

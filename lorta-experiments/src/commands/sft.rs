@@ -90,7 +90,7 @@ fn run_on<B: AutodiffBackend>(a: &Args, device: &B::Device) -> Result<()> {
     let settings = serde_json::json!({
         "command": "sft", "model": lm.describe(), "data": a.data, "prompt_style": a.prompt_style, "max_len": a.max_len, "pack": a.pack,
         "train_rows": task.train.len(), "train_examples": examples.len(), "eval_examples": eval_ex.len(), "batch_size": batch_size,
-        "method": method, "dtype": a.run.dtype, "fit": fit_cfg, "trainable_params": trainable,
+        "method": method, "dtype": a.run.compute.dtype, "fit": fit_cfg, "trainable_params": trainable,
     });
     let opts = a.run.options(&a.optim);
     let outcome = fit::<B, _>(&task, model, &fit_cfg, &settings, &a.out, &opts, device)?;

@@ -75,8 +75,8 @@ pub fn run(a: Args) -> Result<()> {
         time_steps: a.time_steps,
         pad_to_multiple: crate::backend::pad_multiple(a.backend, a.pad_to_multiple),
     };
-    // the preset's dtype is checked against the backend when the table is read
-    a.gpu.prepare(a.backend, burn::tensor::DType::F32)?;
+    let preset = crate::superglue::table::Table3Config::read(&r.config_file)?.preset(&r.preset)?.clone();
+    a.gpu.prepare(a.backend, crate::lm::load::parse_dtype_name(&preset.dtype)?)?;
     let md = crate::with_backend!(a.backend, |B, device| run_table3::<burn_autodiff::Autodiff<B>>(&r, &device))?;
     if !md.is_empty() {
         println!("{md}");
