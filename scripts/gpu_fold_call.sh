@@ -18,6 +18,7 @@ L=${L:-256}
 BLOCKS=${BLOCKS:-12}
 DIMS=${DIMS:-1024,128,32}       # sequence dim, pair dim, head width (ESMFold's)
 RANK=${RANK:-8}
+OURS_METHODS=${OURS_METHODS:-lora:$RANK,lorta:$RANK,full}   # REF_METHODS (lora,full) for the reference
 STEPS=${STEPS:-20}              # timed steps, after WARMUP untimed ones
 WARMUP=${WARMUP:-3}
 IFS=, read -r SEQ_DIM PAIR_DIM HEAD_WIDTH <<< "$DIMS"
@@ -31,14 +32,14 @@ KC=(); [ "$BACKEND" != ndarray ] && KC=(--kernel-cache /tmp/kc/cubecl)
 T=$(date +%s)
 PYTHONUNBUFFERED=1 timeout "${REF_LIMIT:-240}" python3 scripts/gpu_fold_reference.py --device "$PY_DEVICE" --dtype "$DTYPE" \
   --length "$L" --blocks "$BLOCKS" --seq-dim "$SEQ_DIM" --pair-dim "$PAIR_DIM" --head-width "$HEAD_WIDTH" \
-  --ranks "$RANK" --methods lora,full --steps "$STEPS" --warmup $((WARMUP + 2)) --out "$OUT/reference.json" \
+  --ranks "$RANK" --methods "${REF_METHODS:-lora,full}" --steps "$STEPS" --warmup $((WARMUP + 2)) --out "$OUT/reference.json" \
   > "$OUT/reference.log" 2>&1
 echo "reference rc=$? after $(( $(date +%s) - T ))s"
 
 COMMON=(fold --profile --preset gpu --backend "$BACKEND" --dtype "$DTYPE" --length "$L" --blocks "$BLOCKS" --dims "$DIMS"
   --profile-steps "$STEPS" --warmup "$WARMUP" --quiet "${KC[@]}")
 T=$(date +%s)
-timeout "${OURS_LIMIT:-420}" "$BIN" "${COMMON[@]}" --pair-update s2p --methods "lora:$RANK,lorta:$RANK,full" \
+timeout "${OURS_LIMIT:-420}" "$BIN" "${COMMON[@]}" --pair-update s2p --methods "$OURS_METHODS" \
   --out "$OUT/ours-s2p" > "$OUT/ours-s2p.jsonl" 2> "$OUT/ours-s2p.err"
 echo "ours (sequence-to-pair, as transformers) rc=$? after $(( $(date +%s) - T ))s"
 T=$(date +%s)

@@ -7,9 +7,14 @@
 # Needs (carried, see README "Measuring on a GPU"): .gpu/lorta-experiments.xz (release build with
 # --features cuda,wgpu), .gpu/minilm (all-MiniLM-L6-v2, f16 copy), .gpu/roberta-base (config +
 # tokenizer), .gpu/glue, .gl/*.deb (Vulkan loader). Writes under $OUT; prints tables last.
-#   bash scripts/gpu_train_call.sh A
+#   bash scripts/gpu_train_call.sh A          # or B, or a list of stages:
+#   bash scripts/gpu_train_call.sh "checks minilm wgpu roberta 7b"
+# RUN_LIMIT (s, default 180) bounds every process, so one hung run cannot eat the call.
 set -u
 part=${1:-A}
+case "$part" in A) stages="checks minilm wgpu" ;; B) stages="roberta 7b" ;; *) stages=$part ;; esac
+has() { case " $stages " in *" $1 "*) return 0 ;; esac; return 1; }
+LIMIT=${RUN_LIMIT:-180}
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
@@ -36,7 +41,7 @@ ours() {
   local dir=/tmp/runs/$label
   rm -rf "$dir"
   local t0=$(date +%s.%N)
-  if $BIN train --quiet --out "$dir" "$@" >"$OUT/$label.log" 2>&1; then
+  if timeout $LIMIT $BIN train --quiet --out "$dir" "$@" >"$OUT/$label.log" 2>&1; then
     local t1=$(date +%s.%N)
     python3 - "$label" "$t0" "$t1" "$dir" >>"$RES" <<'EOF'
 import json, sys
@@ -54,7 +59,7 @@ EOF
 }
 peft() {
   local label=$1; shift
-  if python3 scripts/glue_peft_reference.py --out /tmp/$label.json "$@" >"$OUT/$label.log" 2>&1; then
+  if timeout $LIMIT python3 scripts/glue_peft_reference.py --out /tmp/$label.json "$@" >"$OUT/$label.log" 2>&1; then
     python3 -c "import json; d=json.load(open('/tmp/$label.json')); d.pop('history'); d['label']='$label'; print(json.dumps(d))" >>"$RES"
   else
     echo "{\"impl\": \"pytorch-peft\", \"label\": \"$label\", \"error\": \"see $label.log\"}" >>"$RES"
@@ -64,9 +69,11 @@ COMMON="--task rte --glue-dir $GLUE --method lora --rank 8 --targets q,v --batch
 PCOMMON="--task rte --glue-dir $GLUE --rank 8 --targets query,value --batch-size 32 --max-seq-len 128 --max-steps 40 --no-eval --pad-to-multiple 16"
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$OUT/gpu.txt" 2>&1
-if [ "$part" = A ]; then
+if has checks; then
   log "numerical checks"
-  [ "${SKIP_CHECKS:-0}" = 1 ] || python3 scripts/gpu_checks.py --bin $BIN --minilm $M --tf32 --out "$OUT/checks.json" >"$OUT/checks.md" 2>"$OUT/checks.err"
+  timeout $((LIMIT * 2)) python3 scripts/gpu_checks.py --bin $BIN --minilm $M --tf32 --out "$OUT/checks.json" >"$OUT/checks.md" 2>"$OUT/checks.err"
+fi
+if has minilm; then
   log "MiniLM cold start (empty kernel cache), then warm"
   rm -rf $LORTA_KERNEL_CACHE ~/.nv
   ours minilm-f32-cold --backend cuda --model $M $COMMON
@@ -75,27 +82,32 @@ if [ "$part" = A ]; then
   ours minilm-bf16 --backend cuda --model $M $COMMON --dtype bf16
   peft peft-minilm-bf16 --model $M $PCOMMON --dtype bf16
   [ "${SKIP_TF32:-0}" = 1 ] || ours minilm-f32-tf32 --backend cuda --model $M $COMMON --tf32
+fi
+if has wgpu; then
   log "wgpu"
   ours minilm-wgpu-f32-cold --backend wgpu --model $M $COMMON
   ours minilm-wgpu-f32-warm --backend wgpu --model $M $COMMON
   log "missing Vulkan loader: clear error expected"
   VK_DRIVER_FILES=/nonexistent.json $BIN forward --backend wgpu --model $M --ids 101,2023,102 --out /tmp/x.json >"$OUT/wgpu-no-driver.log" 2>&1
   echo "exit $?" >>"$OUT/wgpu-no-driver.log"
-else
+fi
+if has roberta; then
   log "RoBERTa-base architecture, random weights"
   ours roberta-f32-cold --backend cuda --model $R --random-weights $COMMON
   ours roberta-f32-warm --backend cuda --model $R --random-weights $COMMON
   peft peft-roberta-f32 --model $R --random-weights $PCOMMON --dtype f32
   ours roberta-bf16 --backend cuda --model $R --random-weights $COMMON --dtype bf16
   peft peft-roberta-bf16 --model $R --random-weights $PCOMMON --dtype bf16
+fi
+if has 7b; then
   log "LLaMA-2-7B profile (bf16, B1 x T128)"
   t0=$(date +%s)
-  $BIN profile --backend cuda --model llama-2-7b --dtype bf16 --methods lora,lorta --ranks 4 --seq-len 128 --steps 20 --warmup 3 --json >"$OUT/profile-7b.jsonl" 2>"$OUT/profile-7b.log"
+  timeout $((LIMIT * 2)) $BIN profile --backend cuda --model llama-2-7b --dtype bf16 --methods lora,lorta --ranks 4 --seq-len 128 --steps 20 --warmup 3 --json >"$OUT/profile-7b.jsonl" 2>"$OUT/profile-7b.log"
   echo "{\"label\": \"profile-7b-process\", \"wall_s\": $(( $(date +%s) - t0 ))}" >>"$RES"
   t0=$(date +%s)
-  $BIN profile --backend cuda --model llama-2-7b --dtype bf16 --methods lora --ranks 4 --seq-len 128 --steps 1 --warmup 1 --json >"$OUT/profile-7b-warm.jsonl" 2>"$OUT/profile-7b-warm.log"
+  timeout $LIMIT $BIN profile --backend cuda --model llama-2-7b --dtype bf16 --methods lora --ranks 4 --seq-len 128 --steps 1 --warmup 1 --json >"$OUT/profile-7b-warm.jsonl" 2>"$OUT/profile-7b-warm.log"
   echo "{\"label\": \"profile-7b-warm-process\", \"wall_s\": $(( $(date +%s) - t0 ))}" >>"$RES"
-  python3 scripts/profile_peft.py --methods lora --ranks 4 --seq-len 128 --steps 20 --warmup 3 --dtype bf16 >"$OUT/profile-7b-peft.jsonl" 2>"$OUT/profile-7b-peft.log"
+  timeout $LIMIT python3 scripts/profile_peft.py --methods lora --ranks 4 --seq-len 128 --steps 20 --warmup 3 --dtype bf16 >"$OUT/profile-7b-peft.jsonl" 2>"$OUT/profile-7b-peft.log"
 fi
 log "done"
 cat "$OUT/checks.md" 2>/dev/null

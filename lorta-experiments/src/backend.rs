@@ -123,7 +123,11 @@ impl GpuArgs {
     /// device; later calls in the same process only re-check.
     pub fn prepare(&self, kind: BackendKind, dtype: DType) -> Result<()> {
         if kind == BackendKind::Ndarray && !matches!(dtype, DType::F32 | DType::F64) {
-            bail!("--dtype {:?}: the ndarray backend computes in f32 only; use --dtype f32 or --backend cuda|wgpu", dtype);
+            bail!("--dtype {:?}: the ndarray backend computes in f32 only; use --dtype f32, or --backend cuda (bf16, f16) or wgpu (f16)", dtype);
+        }
+        if kind == BackendKind::Wgpu && dtype == DType::BF16 {
+            // CubeCL's WGSL compiler has no bf16 type (it panics inside the runtime otherwise)
+            bail!("--dtype bf16: the wgpu backend has no bf16 kernels; use --dtype f16 or f32 on wgpu, or --backend cuda");
         }
         static PREPARED: Mutex<Option<BackendKind>> = Mutex::new(None);
         let mut done = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,4 +266,19 @@ pub fn set_kernel_cache(dir: &std::path::Path) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("--kernel-cache: CubeCL was configured before the option was read"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unsupported backend/dtype pairs are refused before any device is touched.
+    #[test]
+    fn prepare_refuses_dtypes_a_backend_lacks() {
+        let gpu = GpuArgs::default();
+        let err = gpu.prepare(BackendKind::Ndarray, DType::BF16).unwrap_err().to_string();
+        assert!(err.contains("ndarray") && err.contains("f32 only"), "{err}");
+        let err = gpu.prepare(BackendKind::Wgpu, DType::BF16).unwrap_err().to_string();
+        assert!(err.contains("wgpu") && err.contains("bf16") && err.contains("f16"), "{err}");
+    }
 }

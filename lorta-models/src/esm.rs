@@ -465,7 +465,7 @@ impl<B: Backend> EsmModel<B> {
         let mask = attention_mask.clone().map(|m| m.equal_elem(0).reshape([b, 1, 1, s]));
         let x0 = self.embed(input_ids, attention_mask);
         let rope = match self.config.position_embedding_type {
-            EsmPositions::Rotary => Some(crate::nn::rotary_tables::<B>(&self.inv_freq, 0, s, &device)),
+            EsmPositions::Rotary => Some(crate::nn::rotary_tables::<B>(&self.inv_freq, 0, s, x0.dtype(), &device)),
             EsmPositions::Absolute => None,
         };
         let step = self.adapters.as_ref().map(|a| a.step());

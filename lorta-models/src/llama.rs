@@ -237,16 +237,6 @@ impl<B: Backend> KvCache<B> {
     }
 }
 
-/// `cos`, `sin` tables `[1, 1, s, dh]` for positions `offset..offset+s` (f32, from the host),
-/// cast to the compute dtype.
-fn rope_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, dtype: DType, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    let (cos, sin) = crate::nn::rotary_tables::<B>(inv_freq, offset, s, device);
-    if dtype == DType::F32 {
-        (cos, sin)
-    } else {
-        (cos.cast(dtype), sin.cast(dtype))
-    }
-}
 
 /// `x·cos + rotate_half(x)·sin`, `rotate_half(x) = cat(-x₂, x₁)`.
 fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -544,7 +534,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
             PrefixPositions::AfterPrefix => extra + offset,
             PrefixPositions::FromZero => offset,
         };
-        let (cos, sin) = rope_tables::<B>(&self.inv_freq, first_position, s, dtype, &device);
+        let (cos, sin) = crate::nn::rotary_tables::<B>(&self.inv_freq, first_position, s, dtype, &device);
         let sk = extra + offset + s;
         let causal = if s > 1 {
             let data: Vec<bool> = (0..s).flat_map(|i| (0..sk).map(move |j| j >= extra && j - extra > offset + i)).collect();

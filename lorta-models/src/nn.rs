@@ -118,7 +118,7 @@ pub use lorta_core::matmul::{exact_f32_matmul, matmul, set_exact_f32_matmul};
 /// `offset..offset+s`, in f32. Computed on the host: the angle is the f32 product `pos·inv_freq`
 /// as PyTorch forms it, its cosine and sine are taken in f64 and rounded once, so the tables
 /// are the same on every backend (GPU `sin`/`cos` of angles of tens of radians are not f32-exact).
-pub fn rotary_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
+pub fn rotary_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, dtype: DType, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
     let half = inv_freq.len();
     let mut cos = Vec::with_capacity(s * 2 * half);
     let mut sin = Vec::with_capacity(s * 2 * half);
@@ -131,7 +131,8 @@ pub fn rotary_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, devi
             }
         }
     }
-    let table = |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, [1, 1, s, 2 * half]), (device, DType::F32));
+    // rounded to `dtype` on the host (HF: `cos.to(x.dtype)`), no cast kernel per forward
+    let table = |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, [1, 1, s, 2 * half]).convert_dtype(dtype), (device, dtype));
     (table(cos), table(sin))
 }
 
@@ -209,9 +210,9 @@ pub struct LayerNorm<B: Backend> {
 impl<B: Backend> LayerNorm<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let dtype = x.dtype();
-        let x = upcast(x);
-        let mean = x.clone().mean_dim(D - 1);
-        let xc = x - mean;
+        // one cast per use (see RmsNorm::forward)
+        let mean = upcast(x.clone()).mean_dim(D - 1);
+        let xc = upcast(x) - mean;
         let var = (xc.clone() * xc.clone()).mean_dim(D - 1);
         let y = xc / (var + self.eps).sqrt();
         let y = downcast(y, dtype);
@@ -230,9 +231,13 @@ pub struct RmsNorm<B: Backend> {
 impl<B: Backend> RmsNorm<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let dtype = x.dtype();
-        let x = upcast(x);
-        let var = (x.clone() * x.clone()).mean_dim(D - 1);
-        let y = x * (var + self.eps).sqrt().recip();
+        // The upcast is written twice on purpose: one f32 copy feeding both the reduction and the
+        // scaling makes burn-cubecl-fusion 0.21 pick that copy as the fused reduction's reference
+        // layout and index it among the inputs (panic "index out of bounds" in the first
+        // half-precision training step, CUDA and wgpu; `tests/wgpu_half_precision.rs`).
+        let xf = upcast(x.clone());
+        let var = (xf.clone() * xf).mean_dim(D - 1);
+        let y = upcast(x) * (var + self.eps).sqrt().recip();
         self.weight.val().unsqueeze() * downcast(y, dtype)
     }
 }
