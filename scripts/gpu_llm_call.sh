@@ -14,8 +14,11 @@
 #   OUT=/tmp/gpu_llm BIN=target/debug/lorta-experiments BACKEND=ndarray PYDEV=cpu PRESET=smoke \
 #   MODEL=lorta-experiments/tests/fixtures/llm/tiny-llama DATA=../shared/data DPO_STEPS=8 \
 #   T3_METHODS=lora-r8,lorta-r4 PY_STEPS=8 PY_WARMUP=2 DPO_MAXLEN=128 scripts/gpu_llm_call.sh
+#   WHEELS=DIR: install every wheel there first (the GPU machine lacks gguf, trl, datasets, dill,
+#         multiprocess; `pip download --no-deps` them here and carry the folder).
 set -u
 OUT=${OUT:?set OUT}
+[ -n "${WHEELS:-}" ] && python3 -m pip install -q --no-deps --no-index "$WHEELS"/*.whl
 BIN=${BIN:-.gpu/lorta-experiments}
 BACKEND=${BACKEND:-cuda}
 PYDEV=${PYDEV:-cuda}

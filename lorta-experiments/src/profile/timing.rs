@@ -96,12 +96,19 @@ pub fn time_steps<B: Backend, M>(
         eprintln!("{label}: warm-up step {} took {:.1}s", i + 1, t0.elapsed().as_secs_f64());
     }
     sync()?;
-    let mut ms = Vec::with_capacity(steps);
-    for _ in 0..steps {
+    let mut ms: Vec<f64> = Vec::with_capacity(steps);
+    let mut last_report = Instant::now();
+    for i in 0..steps {
         let t0 = Instant::now();
         model = step(model, &mut probe);
         sync()?;
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        // slow steps: a run killed by a time limit still shows what it measured
+        if last_report.elapsed().as_secs_f64() >= 10.0 && i + 1 < steps {
+            let so_far = StepTimes { ms: ms.clone(), device_peak: None, rss_peak: None };
+            eprintln!("{label}: timed step {}/{steps}, median so far {:.1} ms", i + 1, so_far.median_ms());
+            last_report = Instant::now();
+        }
     }
     let rss = memory().is_none().then(RssPeak::start).flatten();
     probe.on = true;
