@@ -237,7 +237,6 @@ impl<B: Backend> KvCache<B> {
     }
 }
 
-
 /// `x·cos + rotate_half(x)·sin`, `rotate_half(x) = cat(-x₂, x₁)`.
 fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
     let [b, h, s, dh] = x.dims();

@@ -115,7 +115,7 @@ impl<'a, B: Backend> Builder<'a, B> {
 pub use lorta_core::matmul::{exact_f32_matmul, matmul, set_exact_f32_matmul};
 
 /// Rotary-embedding tables `cos`, `sin` `[1, 1, s, 2·half]` (rotate-half layout) for positions
-/// `offset..offset+s`, in f32. Computed on the host: the angle is the f32 product `pos·inv_freq`
+/// `offset..offset+s`, in `dtype` (rounded once from f32). Computed on the host: the angle is the f32 product `pos·inv_freq`
 /// as PyTorch forms it, its cosine and sine are taken in f64 and rounded once, so the tables
 /// are the same on every backend (GPU `sin`/`cos` of angles of tens of radians are not f32-exact).
 pub fn rotary_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, dtype: DType, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
