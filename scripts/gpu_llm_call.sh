@@ -9,7 +9,7 @@
 #   MODEL=.gpu/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch_smollm2.sh; transformers needs the
 #         `gguf` package to read it)   DATA=.gpu/data (superglue/COPA/*.jsonl, llm/hh_rlhf/*.jsonl.gz;
 #         falls back to ../shared/data)   PRESET=quick   T3_METHODS= (all rows)   DPO_STEPS=30
-#   T3_LIMIT / PY_LIMIT / DPO_LIMIT: seconds per stage.
+#   T3_LIMIT / PY_LIMIT / DPO_LIMIT: seconds per stage.   PY_FULL=0: skip the PyTorch full fine-tuning row.
 # CPU check with tiny settings (what was run before committing):
 #   OUT=/tmp/gpu_llm BIN=target/debug/lorta-experiments BACKEND=ndarray PYDEV=cpu PRESET=smoke \
 #   MODEL=lorta-experiments/tests/fixtures/llm/tiny-llama DATA=../shared/data DPO_STEPS=8 \
@@ -42,7 +42,9 @@ timeout "${T3_LIMIT:-900}" "$BIN" table3 --preset "$PRESET" --backend "$BACKEND"
 echo "table3 rc=$? after $(( $(date +%s) - T0 ))s" | tee -a "$OUT/stages.txt"
 
 T0=$(date +%s)
-for m in "lora --rank 8 --alpha 16 --targets q_proj,v_proj" "full"; do
+PY_RUNS=("lora --rank 8 --alpha 16 --targets q_proj,v_proj")
+[ "${PY_FULL:-1}" = 1 ] && PY_RUNS+=("full")   # PY_FULL=0: the LoRA reference only
+for m in "${PY_RUNS[@]}"; do
   PYTHONUNBUFFERED=1 timeout "${PY_LIMIT:-300}" python3 scripts/table3_copa_reference.py --model "$MODEL" --copa-dir "$DATA/superglue/COPA" \
     --method $m --steps "$PY_STEPS" --warmup "$PY_WARMUP" --device "$PYDEV" --eval 2>> "$OUT/peft.err" | tee -a "$OUT/peft.jsonl"
 done

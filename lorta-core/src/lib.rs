@@ -9,6 +9,7 @@
 //! - [`io`]: safetensors tensor maps and adapter folders (PEFT layout and the paper's LoRTA layout).
 //! - [`params`]: trainable-parameter counting.
 //! - [`matmul`]: the matrix product every model and adapter uses (f32-exact on TF32 hardware).
+//! - [`shapes`]: equivalent shapes for products and reductions that untuned GPU kernels run slowly.
 
 pub mod decomp;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod init;
 pub mod io;
 pub mod matmul;
 pub mod params;
+pub mod shapes;
 pub mod site;
 pub mod tuners;
 

@@ -2,6 +2,7 @@
 //! cores (burn 0.21's CUDA backend does so with no switch: ~1e-4 relative error instead of ~1e-7).
 //! Models and adapters call [`matmul`] instead of `Tensor::matmul`, so one process-wide switch
 //! ([`set_exact_f32_matmul`]) makes every product of a forward and backward pass exact.
+use crate::shapes::product;
 use burn::tensor::{backend::Backend, DType, FloatDType, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,7 +27,7 @@ pub fn exact_f32_matmul() -> bool {
 /// product as usual, the precision PyTorch's own f32 training gets with TF32 allowed.
 pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
     if a.dtype() != DType::F32 || !exact_f32_matmul() {
-        return a.matmul(b);
+        return product(a, b);
     }
     split_matmul(a, b)
 }
@@ -58,7 +59,7 @@ fn split_matmul_with<B: Backend, const D: usize>(
         let lo = x - hi.clone();
         (hi, lo)
     };
-    let fast = a.clone().matmul(b.clone());
+    let fast = product(a.clone(), b.clone());
     let (a_hi, a_lo) = split(a.detach());
     let (b_hi, b_lo) = split(b.detach());
     let exact = if concatenated {
@@ -66,7 +67,7 @@ fn split_matmul_with<B: Backend, const D: usize>(
         let b4 = Tensor::cat(vec![b_hi.clone(), b_hi, b_lo.clone(), b_lo], D - 2);
         a4.matmul(b4)
     } else {
-        a_hi.clone().matmul(b_hi.clone()) + a_hi.matmul(b_lo.clone()) + a_lo.clone().matmul(b_hi) + a_lo.matmul(b_lo)
+        product(a_hi.clone(), b_hi.clone()) + product(a_hi, b_lo.clone()) + product(a_lo.clone(), b_hi) + product(a_lo, b_lo)
     };
     let correction = exact - fast.clone().detach();
     fast + correction

@@ -97,9 +97,11 @@ pub struct GpuArgs {
     /// $LORTA_KERNEL_CACHE, else $XDG_CACHE_HOME/lorta/kernels, else ~/.cache/lorta/kernels.
     #[arg(long)]
     pub kernel_cache: Option<PathBuf>,
-    /// CUDA: let f32 matmuls run as single TF32 tensor-core products (faster, ~1e-4 relative
-    /// error). Without it, f32 matmuls are accurate to ~1e-6 (split into bf16-exact high and low
-    /// parts: four tensor-core products).
+    /// CUDA with `--dtype f32`: let f32 matmuls run as single TF32 tensor-core products (faster,
+    /// ~1e-4 relative error). Without it, f32 matmuls are accurate to ~1e-6 (split into
+    /// bf16-exact high and low parts: four tensor-core products). With `--dtype bf16`/`f16` the
+    /// f32 adapter products are TF32 anyway: 2⁻¹¹ relative, finer than the half-precision base
+    /// output they are added to (PyTorch autocast runs them in bf16).
     #[arg(long)]
     pub tf32: bool,
 }
@@ -137,7 +139,8 @@ impl GpuArgs {
             }
             return Ok(());
         }
-        lorta_models::nn::set_exact_f32_matmul(kind == BackendKind::Cuda && !self.tf32);
+        lorta_models::nn::set_exact_f32_matmul(exact_f32_products(kind, dtype, self.tf32));
+        lorta_models::nn::set_shape_rewrites(kind != BackendKind::Ndarray);
         lorta_models::dropout::set_host_masks(kind == BackendKind::Ndarray);
         if kind != BackendKind::Ndarray {
             if let Some(dir) = self.kernel_cache_dir(kind) {
@@ -193,6 +196,14 @@ impl ComputeArgs {
     pub fn prepare(&self, kind: BackendKind, dtype: DType) -> Result<()> {
         self.gpu.prepare(kind, dtype)
     }
+}
+
+/// Whether f32 products take the split (exact) form: on CUDA (whose f32 matmul is TF32) in f32
+/// runs unless `--tf32`. In half-precision runs only the small f32 adapter products are f32, and
+/// their TF32 error (2⁻¹¹) is below the bf16/f16 rounding of the base output they join; the
+/// split would cost four extra products per adapter product for nothing measurable.
+fn exact_f32_products(kind: BackendKind, dtype: DType, tf32: bool) -> bool {
+    kind == BackendKind::Cuda && !tf32 && dtype == DType::F32
 }
 
 /// `--pad-to-multiple`: the given value, else 16 on GPU backends (few distinct shapes to compile
@@ -280,5 +291,16 @@ mod tests {
         assert!(err.contains("ndarray") && err.contains("f32 only"), "{err}");
         let err = gpu.prepare(BackendKind::Wgpu, DType::BF16).unwrap_err().to_string();
         assert!(err.contains("wgpu") && err.contains("bf16") && err.contains("f16"), "{err}");
+    }
+
+    /// The split f32 product is for f32 runs on CUDA without `--tf32`, nothing else.
+    #[test]
+    fn exact_products_only_for_cuda_f32() {
+        assert!(exact_f32_products(BackendKind::Cuda, DType::F32, false));
+        assert!(!exact_f32_products(BackendKind::Cuda, DType::F32, true));
+        assert!(!exact_f32_products(BackendKind::Cuda, DType::BF16, false));
+        assert!(!exact_f32_products(BackendKind::Cuda, DType::F16, false));
+        assert!(!exact_f32_products(BackendKind::Wgpu, DType::F32, false));
+        assert!(!exact_f32_products(BackendKind::Ndarray, DType::F32, false));
     }
 }

@@ -206,9 +206,10 @@ impl<B: Backend> TriangleAttention<B> {
         let x = self.layer_norm.forward(z);
         let hc = self.linear_q.d_out();
         let ch = hc / h;
-        // [b, N(q), N(k), h] → [b, 1, h, N, N] (shared by every row i)
-        let tri = lin4(&self.linear, x.clone()).permute([0, 3, 1, 2]).reshape([b, 1, h, n, n]).expand([b, n, h, n, n]).reshape([b * n, h, n, n]);
-        let mask_bias = mask.sub_scalar(1.0).mul_scalar(TRIANGLE_INF).reshape([b * n, 1, 1, n]);
+        // [b, N(q), N(k), h] → [b, 1, h, N, N]: shared by every row i, added by broadcasting (an
+        // expanded copy per row would be b·N·h·N² elements written and summed again in backward)
+        let tri = lin4(&self.linear, x.clone()).permute([0, 3, 1, 2]).reshape([b, 1, h, n, n]);
+        let mask_bias = mask.sub_scalar(1.0).mul_scalar(TRIANGLE_INF).reshape([b, n, 1, 1, n]);
         let x2 = x.reshape([b * n * n, c]);
         let site = |k| Site::new(layer, k);
         let sites = [site(MatrixKind::Query), site(MatrixKind::Key), site(MatrixKind::Value), site(MatrixKind::Gate)];
@@ -223,8 +224,9 @@ impl<B: Backend> TriangleAttention<B> {
         let (q, k, v, g) = (next(), next(), next(), next());
         let heads = |t: Tensor<B, 2>| t.reshape([b * n, n, h, ch]).swap_dims(1, 2);
         let (q, k, v) = (heads(q) / (ch as f64).sqrt(), heads(k), heads(v));
-        let a = matmul(q, k.swap_dims(2, 3)) + mask_bias + tri;
-        let o = matmul(softmax(a, 3), v).swap_dims(1, 2).reshape([b * n * n, hc]);
+        let a = matmul(q, k.swap_dims(2, 3)).reshape([b, n, h, n, n]) + mask_bias + tri;
+        let a = softmax(a, 4).reshape([b * n, h, n, n]);
+        let o = matmul(a, v).swap_dims(1, 2).reshape([b * n * n, hc]);
         let o = sigmoid(g) * o;
         let o = adapted_one(&self.linear_o, o, adapters, site(MatrixKind::Output)).reshape([b, n, n, c]);
         if self.starting {

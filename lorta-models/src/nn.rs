@@ -113,6 +113,7 @@ impl<'a, B: Backend> Builder<'a, B> {
 
 // One switch for the models' and the adapters' products: lorta-core owns it.
 pub use lorta_core::matmul::{exact_f32_matmul, matmul, set_exact_f32_matmul};
+pub use lorta_core::shapes::{mean_last_dim, set_shape_rewrites};
 
 /// Rotary-embedding tables `cos`, `sin` `[1, 1, s, 2·half]` (rotate-half layout) for positions
 /// `offset..offset+s`, in `dtype` (rounded once from f32). Computed on the host: the angle is the f32 product `pos·inv_freq`
@@ -211,9 +212,9 @@ impl<B: Backend> LayerNorm<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let dtype = x.dtype();
         // one cast per use (see RmsNorm::forward)
-        let mean = upcast(x.clone()).mean_dim(D - 1);
+        let mean = mean_last_dim(upcast(x.clone()));
         let xc = upcast(x) - mean;
-        let var = (xc.clone() * xc.clone()).mean_dim(D - 1);
+        let var = mean_last_dim(xc.clone() * xc.clone());
         let y = xc / (var + self.eps).sqrt();
         let y = downcast(y, dtype);
         y * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
@@ -236,7 +237,7 @@ impl<B: Backend> RmsNorm<B> {
         // layout and index it among the inputs (panic "index out of bounds" in the first
         // half-precision training step, CUDA and wgpu; `tests/wgpu_half_precision.rs`).
         let xf = upcast(x.clone());
-        let var = (xf.clone() * xf).mean_dim(D - 1);
+        let var = mean_last_dim(xf.clone() * xf);
         let y = upcast(x) * (var + self.eps).sqrt().recip();
         self.weight.val().unsqueeze() * downcast(y, dtype)
     }

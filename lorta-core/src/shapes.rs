@@ -1,0 +1,235 @@
+//! Equivalent shapes for products and reductions that CubeCL 0.10's default (untuned) kernels run
+//! badly; found in per-kernel profiles on an H200 (lorta-experiments/measurements/h200-2026-11-29-s7):
+//! - **inner split**: a product with a small output and a long inner dimension runs on the few
+//!   cubes that cover its output tiles, each walking the whole inner dimension alone (LoRA's
+//!   `x·Aᵀ` at 128 tokens × 4096 inputs, rank 4: four cubes, 190 µs). Computed as a batch of
+//!   products over inner-dimension chunks, summed.
+//! - **row chunks**: a product with many rows `x·W` has the weight gradient `xᵀ·g`, whose inner
+//!   dimension is that row count (the folding trunk's pair LoRA: 65,536 rows, one cube, 3.4 ms).
+//!   Computed as a batch of row chunks against a broadcast `W`, so autodiff's `xᵀ·g` is a
+//!   batched product plus a sum over chunks.
+//! - **two-stage row reduction**: a mean over few long rows is one thread per row (RMSNorm at 128
+//!   tokens × 4096 features: 0.8 ms); summed in blocks of 64 first.
+//!
+//! Off unless [`set_shape_rewrites`] turns them on (the GPU backends do; on CPU they gain nothing).
+//! `LORTA_SHAPE_REWRITES` picks a subset for measurements: `none`, or a comma list of `inner`,
+//! `rows`, `reduce` (the default set) and `transpose` (an experiment: a product with few rows and
+//! a wide output as `(Wᵀ·xᵀ)ᵀ`).
+use burn::tensor::{backend::Backend, DType, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Turns the rewrites on or off for the whole process.
+pub fn set_shape_rewrites(on: bool) {
+    ON.store(on, Ordering::Relaxed);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Rewrites {
+    inner: bool,
+    rows: bool,
+    reduce: bool,
+    transpose: bool,
+}
+
+impl Rewrites {
+    const DEFAULT: Rewrites = Rewrites { inner: true, rows: true, reduce: true, transpose: false };
+
+    fn parse(spec: Option<&str>) -> Rewrites {
+        let Some(spec) = spec else { return Self::DEFAULT };
+        let mut r = Rewrites { inner: false, rows: false, reduce: false, transpose: false };
+        for word in spec.split(',').map(str::trim) {
+            match word {
+                "inner" => r.inner = true,
+                "rows" => r.rows = true,
+                "reduce" => r.reduce = true,
+                "transpose" => r.transpose = true,
+                "default" => r = Rewrites { transpose: r.transpose, ..Self::DEFAULT },
+                _ => {} // `none`, empty: nothing
+            }
+        }
+        r
+    }
+}
+
+/// The active rewrites: none unless switched on; the environment's subset, read once.
+fn active() -> Option<Rewrites> {
+    static FROM_ENV: OnceLock<Rewrites> = OnceLock::new();
+    ON.load(Ordering::Relaxed)
+        .then(|| *FROM_ENV.get_or_init(|| Rewrites::parse(std::env::var("LORTA_SHAPE_REWRITES").ok().as_deref())))
+}
+
+/// Inner split: outputs at most this many elements (a few 32×128 tiles) ...
+const INNER_MAX_OUTPUTS: usize = 16 * 32 * 128;
+/// ... and an inner dimension at least this long ...
+const INNER_MIN: usize = 1024;
+/// ... cut into chunks of this length.
+const INNER_CHUNK: usize = 256;
+/// Row chunks: at least this many rows, cut into chunks of [`ROW_CHUNK`] ...
+const ROWS_MIN: usize = 4096;
+const ROW_CHUNK: usize = 512;
+/// ... when the right factor is small (its broadcast gradient is materialised per chunk).
+const ROWS_MAX_RHS: usize = 1 << 20;
+/// Two-stage reduction: rows at most this many, each at least [`REDUCE_MIN_LEN`] long.
+const REDUCE_MAX_ROWS: usize = 1024;
+const REDUCE_MIN_LEN: usize = 1024;
+const REDUCE_BLOCK: usize = 64;
+
+/// How [`product`] computes a 2-D `[m, k]·[k, n]` product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plan {
+    Plain,
+    InnerSplit { chunks: usize },
+    RowChunks { chunks: usize },
+    Transposed,
+}
+
+fn plan(r: Rewrites, m: usize, k: usize, n: usize, dtype: DType) -> Plan {
+    // partial sums are added in the operands' dtype: only where that is f32
+    if r.inner && dtype == DType::F32 && m * n <= INNER_MAX_OUTPUTS && k >= INNER_MIN && k.is_multiple_of(INNER_CHUNK) {
+        return Plan::InnerSplit { chunks: k / INNER_CHUNK };
+    }
+    if r.rows && m >= ROWS_MIN && m.is_multiple_of(ROW_CHUNK) && k * n <= ROWS_MAX_RHS {
+        return Plan::RowChunks { chunks: m / ROW_CHUNK };
+    }
+    if r.transpose && m <= 256 && n >= 1024 && k >= 1024 {
+        return Plan::Transposed;
+    }
+    Plan::Plain
+}
+
+/// `a·b` (any rank; rank-2 products may take one of the rewritten shapes).
+pub fn product<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    match active() {
+        Some(r) if D == 2 => product_with(r, a, b),
+        _ => a.matmul(b),
+    }
+}
+
+fn product_with<B: Backend, const D: usize>(r: Rewrites, a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    let ([m, k], [_, n]) = (dims2(&a), dims2(&b));
+    let (a2, b2): (Tensor<B, 2>, Tensor<B, 2>) = (a.reshape([m, k]), b.reshape([k, n]));
+    let y = match plan(r, m, k, n, a2.dtype()) {
+        Plan::Plain => a2.matmul(b2),
+        Plan::InnerSplit { chunks } => inner_split(a2, b2, chunks),
+        Plan::RowChunks { chunks } => row_chunks(a2, b2, chunks),
+        Plan::Transposed => b2.transpose().matmul(a2.transpose()).transpose(),
+    };
+    let mut out = [0usize; D];
+    out[0] = m;
+    out[1] = n;
+    y.reshape(out)
+}
+
+fn dims2<B: Backend, const D: usize>(t: &Tensor<B, D>) -> [usize; 2] {
+    let d = t.dims();
+    [d[0], d[1]]
+}
+
+/// `Σ_c a[:, chunk c]·b[chunk c, :]` as one batched product and a sum over the batch.
+fn inner_split<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, chunks: usize) -> Tensor<B, 2> {
+    let ([m, k], [_, n]) = (a.dims(), b.dims());
+    let len = k / chunks;
+    let a3 = a.reshape([m, chunks, len]).swap_dims(0, 1);
+    let b3 = b.reshape([chunks, len, n]);
+    a3.matmul(b3).sum_dim(0).reshape([m, n])
+}
+
+/// `a·b` with `a`'s rows in `chunks` batches against one broadcast `b`.
+fn row_chunks<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, chunks: usize) -> Tensor<B, 2> {
+    let ([m, k], [_, n]) = (a.dims(), b.dims());
+    let a3 = a.reshape([chunks, m / chunks, k]);
+    a3.matmul(b.unsqueeze_dim(0)).reshape([m, n])
+}
+
+/// `x.mean_dim(D - 1)`; over few long rows, summed in blocks first (see the module notes).
+pub fn mean_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    match active() {
+        Some(r) if r.reduce => mean_last_dim_two_stage(x),
+        _ => x.mean_dim(D - 1),
+    }
+}
+
+fn mean_last_dim_two_stage<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let dims = x.dims();
+    let len = dims[D - 1];
+    let rows = dims.iter().product::<usize>() / len.max(1);
+    if rows > REDUCE_MAX_ROWS || len < REDUCE_MIN_LEN || !len.is_multiple_of(REDUCE_BLOCK) {
+        return x.mean_dim(D - 1);
+    }
+    let blocks: Tensor<B, 2> = x.reshape([rows * (len / REDUCE_BLOCK), REDUCE_BLOCK]).sum_dim(1).reshape([rows, len / REDUCE_BLOCK]);
+    let mut out = dims;
+    out[D - 1] = 1;
+    blocks.sum_dim(1).div_scalar(len as f64).reshape(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{TestAutodiff, TestBackend};
+    use burn::tensor::{Distribution, Tolerance};
+
+    #[test]
+    fn plans_follow_the_shapes() {
+        let r = Rewrites::DEFAULT;
+        // LoRA's x·Aᵀ at 128 tokens × 4096, rank 4: inner split in 16 chunks; not in bf16
+        assert_eq!(plan(r, 128, 4096, 4, DType::F32), Plan::InnerSplit { chunks: 16 });
+        assert_eq!(plan(r, 128, 4096, 4, DType::BF16), Plan::Plain);
+        // pair rows of the folding trunk: 65,536 rows in chunks of 512
+        assert_eq!(plan(r, 65536, 128, 8, DType::BF16), Plan::RowChunks { chunks: 128 });
+        // a big frozen weight is not broadcast per chunk
+        assert_eq!(plan(r, 4096, 768, 3072, DType::F32), Plan::Plain);
+        // a 7B projection at 128 tokens: plain unless the transpose experiment is on
+        assert_eq!(plan(r, 128, 4096, 4096, DType::BF16), Plan::Plain);
+        assert_eq!(plan(Rewrites { transpose: true, ..r }, 128, 4096, 4096, DType::BF16), Plan::Transposed);
+        assert_eq!(plan(Rewrites::parse(Some("none")), 128, 4096, 4, DType::F32), Plan::Plain);
+    }
+
+    #[test]
+    fn parse_picks_subsets() {
+        assert_eq!(Rewrites::parse(None), Rewrites::DEFAULT);
+        assert_eq!(Rewrites::parse(Some("none")), Rewrites { inner: false, rows: false, reduce: false, transpose: false });
+        assert_eq!(Rewrites::parse(Some("rows,transpose")), Rewrites { inner: false, rows: true, reduce: false, transpose: true });
+        assert_eq!(Rewrites::parse(Some("default,transpose")), Rewrites { transpose: true, ..Rewrites::DEFAULT });
+    }
+
+    /// Every rewritten shape gives the plain product's value and gradients (up to summation order).
+    #[test]
+    fn rewritten_products_match_the_plain_product() {
+        let device = Default::default();
+        let all = Rewrites { transpose: true, ..Rewrites::DEFAULT };
+        for (m, k, n, want) in [
+            (8, 2048, 4, Plan::InnerSplit { chunks: 8 }),
+            (8192, 16, 8, Plan::RowChunks { chunks: 16 }),
+            (64, 1024, 2048, Plan::Transposed),
+        ] {
+            assert_eq!(plan(all, m, k, n, DType::F32), want);
+            let a = Tensor::<TestAutodiff, 2>::random([m, k], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let b = Tensor::<TestAutodiff, 2>::random([n, k], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let weights = Tensor::<TestAutodiff, 2>::random([m, n], Distribution::Normal(0.0, 1.0), &device);
+            let plain = a.clone().matmul(b.clone().transpose());
+            let ours = product_with(all, a.clone(), b.clone().transpose());
+            let scale = (k as f32).sqrt();
+            ours.clone().into_data().assert_approx_eq::<f32>(&plain.clone().into_data(), Tolerance::absolute(1e-4 * scale));
+            let gp = (plain * weights.clone()).sum().backward();
+            let go = (ours * weights).sum().backward();
+            for (x, tol) in [(&a, 1e-4 * (n as f32).sqrt()), (&b, 1e-4 * (m as f32).sqrt())] {
+                x.grad(&go).unwrap().into_data().assert_approx_eq::<f32>(&x.grad(&gp).unwrap().into_data(), Tolerance::absolute(tol));
+            }
+        }
+    }
+
+    #[test]
+    fn two_stage_mean_matches_mean_dim() {
+        let device = Default::default();
+        let x = Tensor::<TestBackend, 3>::random([2, 3, 2048], Distribution::Normal(1.0, 2.0), &device);
+        let ours = mean_last_dim_two_stage(x.clone());
+        assert_eq!(ours.dims(), [2, 3, 1]);
+        ours.into_data().assert_approx_eq::<f32>(&x.clone().mean_dim(2).into_data(), Tolerance::absolute(1e-5));
+        // short rows: the plain reduction
+        let y = Tensor::<TestBackend, 2>::random([4, 100], Distribution::Normal(0.0, 1.0), &device);
+        mean_last_dim_two_stage(y.clone()).into_data().assert_approx_eq::<f32>(&y.mean_dim(1).into_data(), Tolerance::absolute(1e-6));
+    }
+}
