@@ -86,6 +86,13 @@ def main():
         d, f = os.path.dirname(os.path.abspath(a.model)), os.path.basename(a.model)
         tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
         model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=dtype)
+        # transformers dequantizes GGUF weights to `dtype` on load but keeps the model marked as
+        # GGUF-quantized, and Trainer refuses to train such a model; the weights are plain tensors
+        model.hf_quantizer = None
+        if not isinstance(getattr(type(model), "is_quantized", None), property):
+            model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     else:
         tok = AutoTokenizer.from_pretrained(a.model)
         model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=dtype)

@@ -14,6 +14,7 @@
 #   OUT=/tmp/gpu_llm BIN=target/debug/lorta-experiments BACKEND=ndarray PYDEV=cpu PRESET=smoke \
 #   MODEL=lorta-experiments/tests/fixtures/llm/tiny-llama DATA=../shared/data DPO_STEPS=8 \
 #   T3_METHODS=lora-r8,lorta-r4 PY_STEPS=8 PY_WARMUP=2 DPO_MAXLEN=128 scripts/gpu_llm_call.sh
+#   STAGES="table3 dpo" (default; either alone).
 #   WHEELS=DIR: install every wheel there first (the GPU machine lacks gguf, trl, datasets, dill,
 #         multiprocess; `pip download --no-deps` them here and carry the folder).
 set -u
@@ -34,34 +35,39 @@ PY_WARMUP=${PY_WARMUP:-5}
 mkdir -p "$OUT"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt"
 METHODS_ARG=()
+STAGES=${STAGES:-table3 dpo}   # table3: COPA rows (ours + PyTorch/PEFT); dpo: DPO (ours + TRL)
 [ -n "${T3_METHODS:-}" ] && METHODS_ARG=(--methods "$T3_METHODS")
 
-T0=$(date +%s)
-timeout "${T3_LIMIT:-900}" "$BIN" table3 --preset "$PRESET" --backend "$BACKEND" --tasks copa "${METHODS_ARG[@]}" \
-  --model "$MODEL" --data-dir "$DATA/superglue" --out "$OUT/table3" --time-steps 2> "$OUT/table3.err" | tee "$OUT/table3.out"
-echo "table3 rc=$? after $(( $(date +%s) - T0 ))s" | tee -a "$OUT/stages.txt"
+if [[ " $STAGES " == *" table3 "* ]]; then
+  T0=$(date +%s)
+  timeout "${T3_LIMIT:-900}" "$BIN" table3 --preset "$PRESET" --backend "$BACKEND" --tasks copa "${METHODS_ARG[@]}" \
+    --model "$MODEL" --data-dir "$DATA/superglue" --out "$OUT/table3" --time-steps 2> "$OUT/table3.err" | tee "$OUT/table3.out"
+  echo "table3 rc=$? after $(( $(date +%s) - T0 ))s" | tee -a "$OUT/stages.txt"
 
-T0=$(date +%s)
-PY_RUNS=("lora --rank 8 --alpha 16 --targets q_proj,v_proj")
-[ "${PY_FULL:-1}" = 1 ] && PY_RUNS+=("full")   # PY_FULL=0: the LoRA reference only
-for m in "${PY_RUNS[@]}"; do
-  PYTHONUNBUFFERED=1 timeout "${PY_LIMIT:-300}" python3 scripts/table3_copa_reference.py --model "$MODEL" --copa-dir "$DATA/superglue/COPA" \
-    --method $m --steps "$PY_STEPS" --warmup "$PY_WARMUP" --device "$PYDEV" --eval 2>> "$OUT/peft.err" | tee -a "$OUT/peft.jsonl"
-done
-echo "peft rc=$? after $(( $(date +%s) - T0 ))s" | tee -a "$OUT/stages.txt"
+  T0=$(date +%s)
+  PY_RUNS=("lora --rank 8 --alpha 16 --targets q_proj,v_proj")
+  [ "${PY_FULL:-1}" = 1 ] && PY_RUNS+=("full")   # PY_FULL=0: the LoRA reference only
+  for m in "${PY_RUNS[@]}"; do
+    PYTHONUNBUFFERED=1 timeout "${PY_LIMIT:-300}" python3 scripts/table3_copa_reference.py --model "$MODEL" --copa-dir "$DATA/superglue/COPA" \
+      --method $m --steps "$PY_STEPS" --warmup "$PY_WARMUP" --device "$PYDEV" --eval 2>> "$OUT/peft.err" | tee -a "$OUT/peft.jsonl"
+  done
+  echo "peft rc=$? after $(( $(date +%s) - T0 ))s" | tee -a "$OUT/stages.txt"
+fi
 
-T0=$(date +%s)
-for m in "lora --rank 8 --targets q,k,v,o" "lorta --rank 8 --targets q,o"; do
-  name=$(echo "$m" | awk '{print $1 "-r" $3}')
-  timeout "${DPO_LIMIT:-600}" "$BIN" dpo --backend "$BACKEND" --model "$MODEL" --data "$HH" --max-train-pairs 256 --eval-pairs 16 \
-    --batch-size 4 --max-steps "$DPO_STEPS" --eval-every "$DPO_STEPS" --method $m --alpha 16 --max-len "$DPO_MAXLEN" --max-prompt-len $(( DPO_MAXLEN / 2 )) \
-    --warmup-steps 0 --time-steps --quiet --out "$OUT/dpo-$name" 2> "$OUT/dpo-$name.err" > /dev/null
-  echo "dpo $name rc=$?" | tee -a "$OUT/stages.txt"
-done
-PYTHONUNBUFFERED=1 timeout "${PY_LIMIT:-300}" python3 scripts/dpo_reference.py --model "$MODEL" --data "$HH" --pairs 256 --steps "$DPO_STEPS" \
-  --warmup "$PY_WARMUP" --batch-size 4 --rank 8 --alpha 16 --targets q_proj,k_proj,v_proj,o_proj --max-length "$DPO_MAXLEN" --device "$PYDEV" \
-  2>> "$OUT/trl.err" | tee "$OUT/trl.jsonl"
-echo "dpo stages after $(( $(date +%s) - T0 ))s" | tee -a "$OUT/stages.txt"
+if [[ " $STAGES " == *" dpo "* ]]; then
+  T0=$(date +%s)
+  for m in "lora --rank 8 --targets q,k,v,o" "lorta --rank 8 --targets q,o"; do
+    name=$(echo "$m" | awk '{print $1 "-r" $3}')
+    timeout "${DPO_LIMIT:-600}" "$BIN" dpo --backend "$BACKEND" --model "$MODEL" --data "$HH" --max-train-pairs 256 --eval-pairs 16 \
+      --batch-size 4 --max-steps "$DPO_STEPS" --eval-every "$DPO_STEPS" --method $m --alpha 16 --max-len "$DPO_MAXLEN" --max-prompt-len $(( DPO_MAXLEN / 2 )) \
+      --warmup-steps 0 --time-steps --quiet --out "$OUT/dpo-$name" 2> "$OUT/dpo-$name.err" > /dev/null
+    echo "dpo $name rc=$?" | tee -a "$OUT/stages.txt"
+  done
+  PYTHONUNBUFFERED=1 timeout "${PY_LIMIT:-300}" python3 scripts/dpo_reference.py --model "$MODEL" --data "$HH" --pairs 256 --steps "$DPO_STEPS" \
+    --warmup "$PY_WARMUP" --batch-size 4 --rank 8 --alpha 16 --targets q_proj,k_proj,v_proj,o_proj --max-length "$DPO_MAXLEN" --device "$PYDEV" \
+    2>> "$OUT/trl.err" | tee "$OUT/trl.jsonl"
+  echo "dpo stages after $(( $(date +%s) - T0 ))s" | tee -a "$OUT/stages.txt"
+fi
 
 python3 - "$OUT" <<'PY'
 import glob, json, os, statistics, sys
@@ -101,4 +107,4 @@ for r in rows:
     print(f"| {r[0]} | {r[1]} | {f(r[2])} | {r[3]} | {f(r[4], 3)} | {f(r[5])} |")
 PY
 # The device returns only a few files: with TAR=FILE (e.g. $OUT/results.tgz, OUT elsewhere) all results travel as one.
-[ -n "${TAR:-}" ] && tar czf "$TAR" -C "$OUT" .
+[ -n "${TAR:-}" ] && tar czf "$TAR" --exclude="*.safetensors" --exclude="*.gguf" -C "$OUT" .
