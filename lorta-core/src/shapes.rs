@@ -13,8 +13,8 @@
 //!
 //! Off unless [`set_shape_rewrites`] turns them on (the GPU backends do; on CPU they gain nothing).
 //! `LORTA_SHAPE_REWRITES` picks a subset for measurements: `none`, or a comma list of `inner`,
-//! `rows`, `reduce` (the default set) and `transpose` (an experiment: a product with few rows and
-//! a wide output as `(Wᵀ·xᵀ)ᵀ`).
+//! `rows`, `reduce` (unset or `default`: all three). (Computing few-row products transposed, `(Wᵀ·xᵀ)ᵀ`, was
+//! measured 2× slower on LLaMA-2-7B at 128 tokens.)
 use burn::tensor::{backend::Backend, DType, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -31,26 +31,16 @@ struct Rewrites {
     inner: bool,
     rows: bool,
     reduce: bool,
-    transpose: bool,
 }
 
 impl Rewrites {
-    const DEFAULT: Rewrites = Rewrites { inner: true, rows: true, reduce: true, transpose: false };
+    const DEFAULT: Rewrites = Rewrites { inner: true, rows: true, reduce: true };
 
+    /// `None` (variable unset) or `default`: all; otherwise the named ones (`none`: nothing).
     fn parse(spec: Option<&str>) -> Rewrites {
         let Some(spec) = spec else { return Self::DEFAULT };
-        let mut r = Rewrites { inner: false, rows: false, reduce: false, transpose: false };
-        for word in spec.split(',').map(str::trim) {
-            match word {
-                "inner" => r.inner = true,
-                "rows" => r.rows = true,
-                "reduce" => r.reduce = true,
-                "transpose" => r.transpose = true,
-                "default" => r = Rewrites { transpose: r.transpose, ..Self::DEFAULT },
-                _ => {} // `none`, empty: nothing
-            }
-        }
-        r
+        let has = |name: &str| spec.split(',').any(|w| w.trim() == name || w.trim() == "default");
+        Rewrites { inner: has("inner"), rows: has("rows"), reduce: has("reduce") }
     }
 }
 
@@ -83,7 +73,6 @@ enum Plan {
     Plain,
     InnerSplit { chunks: usize },
     RowChunks { chunks: usize },
-    Transposed,
 }
 
 fn plan(r: Rewrites, m: usize, k: usize, n: usize, dtype: DType) -> Plan {
@@ -93,9 +82,6 @@ fn plan(r: Rewrites, m: usize, k: usize, n: usize, dtype: DType) -> Plan {
     }
     if r.rows && m >= ROWS_MIN && m.is_multiple_of(ROW_CHUNK) && k * n <= ROWS_MAX_RHS {
         return Plan::RowChunks { chunks: m / ROW_CHUNK };
-    }
-    if r.transpose && m <= 256 && n >= 1024 && k >= 1024 {
-        return Plan::Transposed;
     }
     Plan::Plain
 }
@@ -115,7 +101,6 @@ fn product_with<B: Backend, const D: usize>(r: Rewrites, a: Tensor<B, D>, b: Ten
         Plan::Plain => a2.matmul(b2),
         Plan::InnerSplit { chunks } => inner_split(a2, b2, chunks),
         Plan::RowChunks { chunks } => row_chunks(a2, b2, chunks),
-        Plan::Transposed => b2.transpose().matmul(a2.transpose()).transpose(),
     };
     let mut out = [0usize; D];
     out[0] = m;
@@ -181,30 +166,26 @@ mod tests {
         assert_eq!(plan(r, 65536, 128, 8, DType::BF16), Plan::RowChunks { chunks: 128 });
         // a big frozen weight is not broadcast per chunk
         assert_eq!(plan(r, 4096, 768, 3072, DType::F32), Plan::Plain);
-        // a 7B projection at 128 tokens: plain unless the transpose experiment is on
+        // a 7B projection at 128 tokens: plain
         assert_eq!(plan(r, 128, 4096, 4096, DType::BF16), Plan::Plain);
-        assert_eq!(plan(Rewrites { transpose: true, ..r }, 128, 4096, 4096, DType::BF16), Plan::Transposed);
         assert_eq!(plan(Rewrites::parse(Some("none")), 128, 4096, 4, DType::F32), Plan::Plain);
     }
 
     #[test]
     fn parse_picks_subsets() {
         assert_eq!(Rewrites::parse(None), Rewrites::DEFAULT);
-        assert_eq!(Rewrites::parse(Some("none")), Rewrites { inner: false, rows: false, reduce: false, transpose: false });
-        assert_eq!(Rewrites::parse(Some("rows,transpose")), Rewrites { inner: false, rows: true, reduce: false, transpose: true });
-        assert_eq!(Rewrites::parse(Some("default,transpose")), Rewrites { transpose: true, ..Rewrites::DEFAULT });
+        assert_eq!(Rewrites::parse(Some("none")), Rewrites { inner: false, rows: false, reduce: false });
+        assert_eq!(Rewrites::parse(Some("rows, reduce")), Rewrites { inner: false, rows: true, reduce: true });
+        assert_eq!(Rewrites::parse(Some("inner,rows,reduce")), Rewrites::DEFAULT);
+        assert_eq!(Rewrites::parse(Some("default")), Rewrites::DEFAULT);
     }
 
     /// Every rewritten shape gives the plain product's value and gradients (up to summation order).
     #[test]
     fn rewritten_products_match_the_plain_product() {
         let device = Default::default();
-        let all = Rewrites { transpose: true, ..Rewrites::DEFAULT };
-        for (m, k, n, want) in [
-            (8, 2048, 4, Plan::InnerSplit { chunks: 8 }),
-            (8192, 16, 8, Plan::RowChunks { chunks: 16 }),
-            (64, 1024, 2048, Plan::Transposed),
-        ] {
+        let all = Rewrites::DEFAULT;
+        for (m, k, n, want) in [(8, 2048, 4, Plan::InnerSplit { chunks: 8 }), (8192, 16, 8, Plan::RowChunks { chunks: 16 })] {
             assert_eq!(plan(all, m, k, n, DType::F32), want);
             let a = Tensor::<TestAutodiff, 2>::random([m, k], Distribution::Normal(0.0, 1.0), &device).require_grad();
             let b = Tensor::<TestAutodiff, 2>::random([n, k], Distribution::Normal(0.0, 1.0), &device).require_grad();

@@ -46,14 +46,7 @@ pub struct StepTimes {
 
 impl StepTimes {
     pub fn median_ms(&self) -> f64 {
-        let mut v = self.ms.clone();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        match n {
-            0 => f64::NAN,
-            _ if n % 2 == 1 => v[n / 2],
-            _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-        }
+        median(&self.ms)
     }
 
     pub fn min_max_ms(&self) -> (f64, f64) {
@@ -73,6 +66,18 @@ impl StepTimes {
             (None, Some((_, false))) => "process peak RSS growth (upper bound)",
             (None, None) => "n/a",
         }
+    }
+}
+
+/// Median of `v` (NaN when empty).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
     }
 }
 
@@ -96,7 +101,7 @@ pub fn time_steps<B: Backend, M>(
         eprintln!("{label}: warm-up step {} took {:.1}s", i + 1, t0.elapsed().as_secs_f64());
     }
     sync()?;
-    let mut ms: Vec<f64> = Vec::with_capacity(steps);
+    let mut ms = Vec::with_capacity(steps);
     let mut last_report = Instant::now();
     for i in 0..steps {
         let t0 = Instant::now();
@@ -105,8 +110,7 @@ pub fn time_steps<B: Backend, M>(
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
         // slow steps: a run killed by a time limit still shows what it measured
         if last_report.elapsed().as_secs_f64() >= 10.0 && i + 1 < steps {
-            let so_far = StepTimes { ms: ms.clone(), device_peak: None, rss_peak: None };
-            eprintln!("{label}: timed step {}/{steps}, median so far {:.1} ms", i + 1, so_far.median_ms());
+            eprintln!("{label}: timed step {}/{steps}, median so far {:.1} ms", i + 1, median(&ms));
             last_report = Instant::now();
         }
     }
