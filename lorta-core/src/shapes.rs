@@ -57,9 +57,11 @@ const INNER_MAX_OUTPUTS: usize = 16 * 32 * 128;
 const INNER_MIN: usize = 1024;
 /// ... cut into chunks of this length.
 const INNER_CHUNK: usize = 256;
-/// Row chunks: at least this many rows, cut into chunks of [`ROW_CHUNK`] ...
+/// Row chunks: at least this many rows, cut into chunks of 512 rows, else of 256 (a pair
+/// state padded to a multiple of 16 residues has a multiple of 256 rows), else 512 plus a
+/// remainder product ...
 const ROWS_MIN: usize = 4096;
-const ROW_CHUNK: usize = 512;
+const ROW_CHUNKS: [usize; 2] = [512, 256];
 /// ... when the right factor is small (its broadcast gradient is materialised per chunk).
 const ROWS_MAX_RHS: usize = 1 << 20;
 /// Two-stage reduction: rows at most this many, each at least [`REDUCE_MIN_LEN`] long.
@@ -72,7 +74,8 @@ const REDUCE_BLOCK: usize = 64;
 enum Plan {
     Plain,
     InnerSplit { chunks: usize },
-    RowChunks { chunks: usize },
+    /// `chunks` batches of `len` rows, then the remaining `m − chunks·len` rows on their own.
+    RowChunks { chunks: usize, len: usize },
 }
 
 fn plan(r: Rewrites, m: usize, k: usize, n: usize, dtype: DType) -> Plan {
@@ -80,8 +83,9 @@ fn plan(r: Rewrites, m: usize, k: usize, n: usize, dtype: DType) -> Plan {
     if r.inner && dtype == DType::F32 && m * n <= INNER_MAX_OUTPUTS && k >= INNER_MIN && k.is_multiple_of(INNER_CHUNK) {
         return Plan::InnerSplit { chunks: k / INNER_CHUNK };
     }
-    if r.rows && m >= ROWS_MIN && m.is_multiple_of(ROW_CHUNK) && k * n <= ROWS_MAX_RHS {
-        return Plan::RowChunks { chunks: m / ROW_CHUNK };
+    if r.rows && m >= ROWS_MIN && k * n <= ROWS_MAX_RHS {
+        let len = ROW_CHUNKS.into_iter().find(|&c| m.is_multiple_of(c)).unwrap_or(ROW_CHUNKS[0]);
+        return Plan::RowChunks { chunks: m / len, len };
     }
     Plan::Plain
 }
@@ -100,7 +104,7 @@ fn product_with<B: Backend, const D: usize>(r: Rewrites, a: Tensor<B, D>, b: Ten
     let y = match plan(r, m, k, n, a2.dtype()) {
         Plan::Plain => a2.matmul(b2),
         Plan::InnerSplit { chunks } => inner_split(a2, b2, chunks),
-        Plan::RowChunks { chunks } => row_chunks(a2, b2, chunks),
+        Plan::RowChunks { chunks, len } => row_chunks(a2, b2, chunks, len),
     };
     let mut out = [0usize; D];
     out[0] = m;
@@ -122,11 +126,17 @@ fn inner_split<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, chunks: usize) -> T
     a3.matmul(b3).sum_dim(0).reshape([m, n])
 }
 
-/// `a·b` with `a`'s rows in `chunks` batches against one broadcast `b`.
-fn row_chunks<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, chunks: usize) -> Tensor<B, 2> {
+/// `a·b` with `a`'s first `chunks·len` rows in `chunks` batches against one broadcast `b`, the
+/// remaining rows (if any) as a plain product.
+fn row_chunks<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, chunks: usize, len: usize) -> Tensor<B, 2> {
     let ([m, k], [_, n]) = (a.dims(), b.dims());
-    let a3 = a.reshape([chunks, m / chunks, k]);
-    a3.matmul(b.unsqueeze_dim(0)).reshape([m, n])
+    let body = chunks * len;
+    if body == m {
+        return a.reshape([chunks, len, k]).matmul(b.unsqueeze_dim(0)).reshape([m, n]);
+    }
+    let head = a.clone().slice([0..body, 0..k]).reshape([chunks, len, k]).matmul(b.clone().unsqueeze_dim(0)).reshape([body, n]);
+    let tail = a.slice([body..m, 0..k]).matmul(b);
+    Tensor::cat(vec![head, tail], 0)
 }
 
 /// `x.mean_dim(D - 1)`; over few long rows, summed in blocks first (see the module notes).
@@ -163,7 +173,10 @@ mod tests {
         assert_eq!(plan(r, 128, 4096, 4, DType::F32), Plan::InnerSplit { chunks: 16 });
         assert_eq!(plan(r, 128, 4096, 4, DType::BF16), Plan::Plain);
         // pair rows of the folding trunk: 65,536 rows in chunks of 512
-        assert_eq!(plan(r, 65536, 128, 8, DType::BF16), Plan::RowChunks { chunks: 128 });
+        assert_eq!(plan(r, 65536, 128, 8, DType::BF16), Plan::RowChunks { chunks: 128, len: 512 });
+        // 240 residues padded from a shorter crop: 57,600 rows, chunks of 256; 4097 rows: a remainder
+        assert_eq!(plan(r, 240 * 240, 128, 8, DType::BF16), Plan::RowChunks { chunks: 225, len: 256 });
+        assert_eq!(plan(r, 4097, 128, 8, DType::BF16), Plan::RowChunks { chunks: 8, len: 512 });
         // a big frozen weight is not broadcast per chunk
         assert_eq!(plan(r, 4096, 768, 3072, DType::F32), Plan::Plain);
         // a 7B projection at 128 tokens: plain
@@ -185,7 +198,12 @@ mod tests {
     fn rewritten_products_match_the_plain_product() {
         let device = Default::default();
         let all = Rewrites::DEFAULT;
-        for (m, k, n, want) in [(8, 2048, 4, Plan::InnerSplit { chunks: 8 }), (8192, 16, 8, Plan::RowChunks { chunks: 16 })] {
+        for (m, k, n, want) in [
+            (8, 2048, 4, Plan::InnerSplit { chunks: 8 }),
+            (8192, 16, 8, Plan::RowChunks { chunks: 16, len: 512 }),
+            (4352, 16, 8, Plan::RowChunks { chunks: 17, len: 256 }),
+            (4099, 16, 8, Plan::RowChunks { chunks: 8, len: 512 }),
+        ] {
             assert_eq!(plan(all, m, k, n, DType::F32), want);
             let a = Tensor::<TestAutodiff, 2>::random([m, k], Distribution::Normal(0.0, 1.0), &device).require_grad();
             let b = Tensor::<TestAutodiff, 2>::random([n, k], Distribution::Normal(0.0, 1.0), &device).require_grad();

@@ -209,7 +209,8 @@ impl<B: Backend> TriangleAttention<B> {
         // [b, N(q), N(k), h] → [b, 1, h, N, N]: shared by every row i, added by broadcasting (an
         // expanded copy per row would be b·N·h·N² elements written and summed again in backward)
         let tri = lin4(&self.linear, x.clone()).permute([0, 3, 1, 2]).reshape([b, 1, h, n, n]);
-        let mask_bias = mask.sub_scalar(1.0).mul_scalar(TRIANGLE_INF).reshape([b, n, 1, 1, n]);
+        let inf = crate::nn::mask_bias_magnitude(mask.dtype(), TRIANGLE_INF);
+        let mask_bias = mask.sub_scalar(1.0).mul_scalar(inf).reshape([b, n, 1, 1, n]);
         let x2 = x.reshape([b * n * n, c]);
         let site = |k| Site::new(layer, k);
         let sites = [site(MatrixKind::Query), site(MatrixKind::Key), site(MatrixKind::Value), site(MatrixKind::Gate)];

@@ -294,6 +294,17 @@ impl Activation {
     }
 }
 
+/// The magnitude of an additive mask bias (`inf · (mask − 1)`, ESMFold's 1e9 / 1e5) in `dtype`:
+/// capped below f16's largest value (65504) so that a kept position's `0 · inf` is 0 rather than
+/// NaN (in f16 the scalar itself rounds to infinity); exp(−6·10⁴) is 0 all the same.
+pub fn mask_bias_magnitude(dtype: DType, inf: f64) -> f64 {
+    if dtype == DType::F16 {
+        inf.min(6.0e4)
+    } else {
+        inf
+    }
+}
+
 /// Exact GELU `x·Φ(x) = ½x(1 + erf(x/√2))` from `erf`, so that autodiff differentiates it
 /// exactly: burn 0.21's own `gelu` has the tanh approximation's derivative as its backward (off by
 /// up to ~1e-3 from PyTorch's gradient) and, on ndarray, spends f64 `tanh` and `powf` per element.

@@ -206,7 +206,8 @@ impl<B: Backend> InvariantPointAttention<B> {
         let d2 = qn + kn - matmul(qf, kf.swap_dims(2, 3)) * 2.0;
         let hw = softplus(self.head_weights.val(), 1.0) * (1.0 / (3.0 * (pq as f64 * 9.0 / 2.0))).sqrt();
         a = a + d2 * hw.reshape([1, h, 1, 1]) * (-0.5);
-        let sq = (mask.clone().reshape([b, n, 1]) * mask.reshape([b, 1, n])).sub_scalar(1.0) * cfg.inf;
+        let inf = crate::nn::mask_bias_magnitude(mask.dtype(), cfg.inf);
+        let sq = (mask.clone().reshape([b, n, 1]) * mask.reshape([b, 1, n])).sub_scalar(1.0) * inf;
         a = a + sq.reshape([b, 1, n, n]);
         let a = softmax(a, 3);
         let o = matmul(a.clone(), v).swap_dims(1, 2).reshape([b, n, h * c]);

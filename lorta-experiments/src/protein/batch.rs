@@ -7,7 +7,7 @@ use super::chain::{crop_start, ProteinChain};
 use super::distogram::targets;
 use super::residues::token_id;
 
-/// Host-side batch, row-major, padded to the longest chain.
+/// Host-side batch, row-major, padded to the longest chain rounded up to a multiple of `pad_to`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FoldBatch {
     pub batch: usize,
@@ -35,9 +35,12 @@ pub struct FoldTensors<B: Backend> {
 }
 
 impl FoldBatch {
-    pub fn new(chains: &[&ProteinChain]) -> FoldBatch {
+    /// `pad_to` > 1 bounds the distinct lengths a GPU backend compiles and tunes kernels for
+    /// (every training crop shorter than the crop length would otherwise be a new shape); padded
+    /// positions are masked everywhere, so real positions do not see them.
+    pub fn new(chains: &[&ProteinChain], pad_to: usize) -> FoldBatch {
         let b = chains.len();
-        let l = chains.iter().map(|c| c.len()).max().unwrap_or(0);
+        let l = chains.iter().map(|c| c.len()).max().unwrap_or(0).next_multiple_of(pad_to.max(1));
         let mut fb = FoldBatch {
             batch: b,
             len: l,
@@ -113,7 +116,7 @@ mod tests {
     #[test]
     fn batch_pads_and_masks() {
         let (a, b) = (chain("AXG"), chain("VW"));
-        let fb = FoldBatch::new(&[&a, &b]);
+        let fb = FoldBatch::new(&[&a, &b], 1);
         assert_eq!((fb.batch, fb.len), (2, 3));
         assert_eq!(fb.aatype, vec![0, 20, 7, 19, 17, 0]);
         assert_eq!(fb.mask, vec![1, 1, 1, 1, 1, 0]);

@@ -191,8 +191,8 @@ impl FoldPreset {
                 eval_max_len: Some(128),
                 dtype: "f32".into(),
             },
-            // One H200, ≤ 30 min for the three methods: the paper's 12-block trunk, bf16,
-            // 256-residue crops, distogram + FAPE.
+            // One H200, about 10 min for the three methods (within the 30): the paper's
+            // 12-block trunk, bf16, 256-residue crops, distogram + FAPE; `--steps` for longer runs.
             "gpu" => FoldPreset {
                 name: name.into(),
                 model: FoldModelSpec {
@@ -208,7 +208,7 @@ impl FoldPreset {
                 methods: methods(8, 8),
                 crop: 256,
                 batch_size: 1,
-                steps: 300,
+                steps: 200,
                 lr: 1e-3,
                 full_lr: 1e-4,
                 head_lr: 1e-3,
@@ -216,7 +216,7 @@ impl FoldPreset {
                 max_grad_norm: Some(1.0),
                 fape_weight: 0.5,
                 recycles: 0,
-                evals: 20,
+                evals: 10,
                 curve_val_chains: 8,
                 max_train_chains: None,
                 max_val_chains: None,

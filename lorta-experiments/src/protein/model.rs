@@ -99,3 +99,43 @@ impl<B: Backend> Folder<B> for EsmFold<B> {
 /// Parameters trained at the head learning rate: the input embedding, the ESM projection and the
 /// distogram head.
 pub const HEAD_PREFIXES: [&str; 3] = ["embedding", "esm_s_", "distogram_head"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protein::experiment::FoldPreset;
+    use crate::protein::task::tests::fixture_task;
+    use burn_ndarray::NdArray;
+
+    /// Padding a batch to a multiple (what GPU backends do to bound the shapes they compile)
+    /// must not change the loss or the metrics: every trunk, structure-module and loss term masks
+    /// padded positions.
+    #[test]
+    fn padded_batches_give_the_same_loss_and_metrics() {
+        type B = NdArray;
+        let dev = Default::default();
+        let preset = FoldPreset::get("smoke").unwrap();
+        let config = esmfold_config(&preset.model, None);
+        let m = &preset.methods[1];
+        let model = build_model::<B>(&config, &tuning_of(m, 3).unwrap(), None, DType::F32, 3, &dev).unwrap();
+        let run = |pad: usize, recycles: usize| {
+            let mut task = fixture_task(20);
+            task.config.pad_to_multiple = pad;
+            task.config.fape_weight = 0.5;
+            task.config.eval_structure = true;
+            task.config.recycles = recycles;
+            let batch = task.epoch_plan(0, 0)[0].clone();
+            assert_eq!(task.batch(&batch, 0).len % pad, 0);
+            let loss: f32 = task.loss(&model, &batch, 0, &dev).into_scalar();
+            (loss as f64, task.evaluate(&model, &dev).unwrap())
+        };
+        for recycles in [0, 1] {
+            let (l1, m1) = run(1, recycles);
+            let (l16, m16) = run(16, recycles);
+            assert!((l1 - l16).abs() <= 1e-4 * l1.abs(), "recycles {recycles}: loss {l1} unpadded vs {l16} padded");
+            for (k, v) in &m1 {
+                assert!((m16[k] - v).abs() <= 1e-4 * v.abs().max(1.0), "recycles {recycles}, {k}: {v} unpadded vs {} padded", m16[k]);
+            }
+        }
+    }
+}

@@ -50,6 +50,8 @@ pub struct FoldTaskConfig {
     pub eval_max_len: Option<usize>,
     /// Compute lDDT-Cα (runs the structure module at evaluation).
     pub eval_structure: bool,
+    /// Pad batch lengths (training and evaluation) up to a multiple of this (16 on GPU backends).
+    pub pad_to_multiple: usize,
 }
 
 pub struct FoldTask {
@@ -96,7 +98,7 @@ impl FoldTask {
         let n = self.train.len();
         let crops: Vec<ProteinChain> =
             batch.iter().map(|&idx| training_crop(&self.train[idx % n], self.config.crop, seed, idx / n, idx % n)).collect();
-        FoldBatch::new(&crops.iter().collect::<Vec<_>>())
+        FoldBatch::new(&crops.iter().collect::<Vec<_>>(), self.config.pad_to_multiple)
     }
 
     /// Training loss of one batch: distogram CE + fape_weight · FAPE.
@@ -122,10 +124,11 @@ impl FoldTask {
                 _ => chain.clone(),
             };
             let l = c.len();
-            let t = FoldBatch::new(&[&c]).to_tensors::<B>(device);
+            let t = FoldBatch::new(&[&c], self.config.pad_to_multiple).to_tensors::<B>(device);
             let p = model.fold(t.aatype, t.mask, self.config.recycles, self.config.eval_structure);
             let logits: Vec<f32> = p
                 .distogram_logits
+                .slice([0..1, 0..l, 0..l, 0..DISTOGRAM_BINS])
                 .cast(burn::tensor::DType::F32)
                 .into_data()
                 .to_vec()
@@ -255,7 +258,7 @@ pub(crate) mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proteins/data");
         let (train, _) = load_split(&dir, "train", &LoadOptions::default()).unwrap();
         let (val, _) = load_split(&dir, "val_psicov150", &LoadOptions::default()).unwrap();
-        let config = FoldTaskConfig { crop, batch_size: 2, recycles: 0, fape_weight: 0.0, eval_max_len: None, eval_structure: false };
+        let config = FoldTaskConfig { crop, batch_size: 2, recycles: 0, fape_weight: 0.0, eval_max_len: None, eval_structure: false, pad_to_multiple: 1 };
         FoldTask::new(train, val, config).unwrap()
     }
 

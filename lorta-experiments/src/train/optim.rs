@@ -13,9 +13,14 @@
 //! m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
 //! p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 //! ```
+//! Moments and the update are f32 whatever the parameter's dtype. A bf16/f16 parameter (the
+//! frozen-dtype trunk of `fold --dtype bf16` with `full` training, its heads and adapters) also
+//! keeps an f32 master copy, as PyTorch's mixed precision keeps f32 weights: the update is applied
+//! to the master and the parameter is its rounding, so steps smaller than half a bf16 spacing
+//! (lr 1e-4 on weights ~0.03 is one) are not rounded away.
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -47,6 +52,13 @@ struct Moments<B: Backend> {
     m: Tensor<B, 1>,
     v: Tensor<B, 1>,
     t: u64,
+    /// f32 master copy of a half-precision parameter.
+    master: Option<Tensor<B, 1>>,
+}
+
+/// Whether a parameter of this dtype gets an f32 master copy.
+fn keeps_master(dtype: DType) -> bool {
+    matches!(dtype, DType::F16 | DType::BF16)
 }
 
 /// Optimizer state for the inner (non-autodiff) backend `B`, keyed by module path.
@@ -162,20 +174,25 @@ impl<B: AutodiffBackend, F: Fn(&str) -> GroupLr> ModuleMapper<B> for StepMapper<
             m: Tensor::zeros([n], &device),
             v: Tensor::zeros([n], &device),
             t: 0,
+            master: None,
         });
         let t = st.t + 1;
         let m = st.m.mul_scalar(c.beta1).add(grad.clone().mul_scalar(1.0 - c.beta1));
         let v = st.v.mul_scalar(c.beta2).add(grad.square().mul_scalar(1.0 - c.beta2));
         let bc1 = 1.0 - c.beta1.powi(t as i32);
         let bc2 = 1.0 - c.beta2.powi(t as i32);
-        let mut p = to_f32(inner.reshape([n]));
+        let mut p = match st.master {
+            Some(master) => master,
+            None => to_f32(inner.reshape([n])),
+        };
         if g.weight_decay != 0.0 {
             p = p.mul_scalar(1.0 - g.lr * g.weight_decay);
         }
         let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(c.eps);
         let p = p - m.clone().div(denom).mul_scalar(g.lr / bc1);
+        let master = keeps_master(param_dtype).then(|| p.clone());
         let p = if param_dtype == DType::F32 { p } else { p.cast(param_dtype) };
-        self.opt.state.insert(path, Moments { m, v, t });
+        self.opt.state.insert(path, Moments { m, v, t, master });
         let mut out = Tensor::<B, D>::from_inner(p.reshape(shape));
         if require_grad {
             out = out.require_grad();
@@ -230,13 +247,17 @@ impl<B: Backend> AdamW<B> {
         self.state.is_empty()
     }
 
-    /// Host copies of the state: tensors `adamw.m.<path>`, `adamw.v.<path>` and step counts.
+    /// Host copies of the state: tensors `adamw.m.<path>`, `adamw.v.<path>` (and
+    /// `adamw.master.<path>` for half-precision parameters) and step counts.
     pub fn to_tensors(&self) -> (BTreeMap<String, TensorData>, BTreeMap<String, u64>) {
         let mut tensors = BTreeMap::new();
         let mut steps = BTreeMap::new();
         for (path, s) in &self.state {
             tensors.insert(format!("adamw.m.{path}"), s.m.clone().into_data());
             tensors.insert(format!("adamw.v.{path}"), s.v.clone().into_data());
+            if let Some(master) = &s.master {
+                tensors.insert(format!("adamw.master.{path}"), master.clone().into_data());
+            }
             steps.insert(path.clone(), s.t);
         }
         (tensors, steps)
@@ -252,17 +273,19 @@ impl<B: Backend> AdamW<B> {
     ) -> Result<()> {
         self.state.clear();
         for (path, &t) in steps {
-            let mut take = |kind: &str| -> Result<Tensor<B, 1>> {
+            let mut take = |kind: &str, required: bool| -> Result<Option<Tensor<B, 1>>> {
                 let key = format!("adamw.{kind}.{path}");
-                let d = tensors.remove(&key).with_context(|| format!("{what}: optimizer tensor `{key}` missing"))?;
+                let Some(d) = tensors.remove(&key) else {
+                    return if required { bail!("{what}: optimizer tensor `{key}` missing") } else { Ok(None) };
+                };
                 if d.shape.len() != 1 {
                     bail!("{what}: optimizer tensor `{key}` has shape {:?}, expected one dimension", d.shape);
                 }
-                Ok(Tensor::from_data(d, device))
+                Ok(Some(Tensor::from_data(d, (device, DType::F32))))
             };
-            let m = take("m")?;
-            let v = take("v")?;
-            self.state.insert(path.clone(), Moments { m, v, t });
+            let (m, v) = (take("m", true)?.unwrap(), take("v", true)?.unwrap());
+            let master = take("master", false)?;
+            self.state.insert(path.clone(), Moments { m, v, t, master });
         }
         if let Some(k) = tensors.keys().find(|k| k.starts_with("adamw.")) {
             bail!("{what}: optimizer tensor `{k}` has no step count in the checkpoint's state");
@@ -337,8 +360,10 @@ pub fn load_trainable<B: AutodiffBackend, M: AutodiffModule<B>>(
                 self.errors.push(format!("parameter `{path}` has shape {:?}, the model expects {expected:?}", d.shape));
                 return Param::from_mapped_value(id, tensor, mapper);
             }
-            let device = tensor.device();
-            let t = Tensor::<B, D>::from_data(d, &device).require_grad();
+            // in the model's dtype (a bf16 parameter read back as the default float type
+            // made a resumed bf16 `fold` run fail with a dtype mismatch)
+            let (device, dtype) = (tensor.device(), tensor.dtype());
+            let t = Tensor::<B, D>::from_data(d, (&device, dtype)).require_grad();
             Param::from_mapped_value(id, t, mapper)
         }
     }
@@ -497,5 +522,38 @@ mod tests {
         bad.remove("w");
         let err = load_trainable::<TB, _>(toy([0.0; 3], [[0.0, 0.0]]), &mut bad, "ckpt.safetensors").unwrap_err();
         assert!(err.to_string().contains("ckpt.safetensors: parameter `w` missing"), "{err}");
+    }
+
+    /// A parameter whose dtype is not the backend's default float keeps it through a checkpoint
+    /// (f64 on ndarray here; bf16 on CUDA, where a resumed `fold --dtype bf16` run failed).
+    #[test]
+    fn loading_keeps_each_parameters_dtype() {
+        let cast = |m: Toy<TB>| Toy { w: m.w.map(|t| t.cast(DType::F64).detach().require_grad()), head: m.head };
+        let model = cast(toy([0.5, -1.0, 2.0], [[0.25, -0.75]]));
+        let mut params = trainable_tensors::<TB, _>(&model);
+        assert_eq!(params["w"].dtype, DType::F64);
+        let loaded = load_trainable::<TB, _>(cast(toy([0.0; 3], [[0.0, 0.0]])), &mut params, "test").unwrap();
+        assert_eq!(loaded.w.val().dtype(), DType::F64);
+        assert_eq!(loaded.head.val().dtype(), DType::F32);
+        assert_eq!(loaded.w.val().into_data(), model.w.val().into_data());
+    }
+
+    /// Master copies travel with the optimizer state; only half-precision parameters keep one.
+    #[test]
+    fn master_copies_round_trip() {
+        assert!(keeps_master(DType::BF16) && keeps_master(DType::F16));
+        assert!(!keeps_master(DType::F32) && !keeps_master(DType::F64));
+        let d = Default::default();
+        let mut opt = AdamW::<crate::backend::NdArray>::new(AdamWConfig::default());
+        let t = |v: [f32; 2]| Tensor::<crate::backend::NdArray, 1>::from_floats(v, &d);
+        opt.state.insert("a".into(), Moments { m: t([1.0, 2.0]), v: t([3.0, 4.0]), t: 5, master: Some(t([0.125, -0.5])) });
+        opt.state.insert("b".into(), Moments { m: t([1.0, 2.0]), v: t([3.0, 4.0]), t: 2, master: None });
+        let (mut tensors, steps) = opt.to_tensors();
+        assert!(tensors.contains_key("adamw.master.a") && !tensors.contains_key("adamw.master.b"));
+        let mut back = AdamW::<crate::backend::NdArray>::new(AdamWConfig::default());
+        back.load_tensors(&mut tensors, &steps, &d, "test").unwrap();
+        assert_eq!(back.state["a"].master.clone().unwrap().into_data(), t([0.125, -0.5]).into_data());
+        assert!(back.state["b"].master.is_none());
+        assert_eq!(back.state["a"].t, 5);
     }
 }
