@@ -314,7 +314,7 @@ fn train_method<B: AutodiffBackend>(
     let task = FoldTrainTask::<lorta_models::esmfold::EsmFold<B>>::new(FoldTask::new(train.to_vec(), curve_val, task_cfg())?, a.seed, &HEAD_PREFIXES);
     // a run is one partial epoch: checkpoint five times along it, so an interrupted run (a GPU
     // job's time limit) resumes with --resume near where it stopped
-    let save_every = Some((rc.fit.max_steps.unwrap_or(p.steps) / 5).max(1));
+    let save_every = Some((p.steps / 5).max(1));
     let opts = RunOptions { resume: a.resume, quiet: a.quiet, stop_after: a.stop_after, save_every, ..Default::default() };
     let started = std::time::Instant::now();
     let outcome = fit(&task, model, &rc.fit, &serde_json::to_value(rc)?, dir, &opts, device)?;

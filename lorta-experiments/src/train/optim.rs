@@ -13,8 +13,8 @@
 //! m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
 //! p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 //! ```
-//! Moments and the update are f32 whatever the parameter's dtype. A bf16/f16 parameter (the
-//! frozen-dtype trunk of `fold --dtype bf16` with `full` training, its heads and adapters) also
+//! Moments and the update are f32 whatever the parameter's dtype. A bf16/f16 parameter (`fold
+//! --dtype bf16` trains its heads, adapters and, under `full`, the trunk in the compute dtype) also
 //! keeps an f32 master copy, as PyTorch's mixed precision keeps f32 weights: the update is applied
 //! to the master and the parameter is its rounding, so steps smaller than half a bf16 spacing
 //! (lr 1e-4 on weights ~0.03 is one) are not rounded away.
