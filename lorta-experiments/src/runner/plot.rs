@@ -1,7 +1,7 @@
 //! `plot.png`: a score vs trainable parameters (log x), as labelled points (one per table row)
 //! or as curves with ± std error bars (one per method, e.g. the rank sweep).
-//! Text needs a TrueType font: the first of a few common system fonts (or `LORTA_PLOT_FONT`) is
-//! registered with plotters' ab_glyph backend; without one the plot is drawn with no text.
+//! Text is drawn with DejaVu Sans, embedded in the binary (the `dejavu` crate), so a plot looks
+//! the same on a laptop and on a GPU server without fonts; `LORTA_PLOT_FONT` names another TTF.
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
@@ -14,28 +14,22 @@ pub enum Text {
     NoFont,
 }
 
-const FONT_CANDIDATES: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
 fn load_font() -> bool {
     static LOADED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *LOADED.get_or_init(|| {
-        let env = std::env::var("LORTA_PLOT_FONT").ok();
-        for p in env.iter().map(String::as_str).chain(FONT_CANDIDATES.iter().copied()) {
-            if let Ok(bytes) = std::fs::read(p) {
-                let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if register_font("sans-serif", FontStyle::Normal, leaked).is_ok() {
-                    return true;
-                }
+        if let Some(p) = std::env::var_os("LORTA_PLOT_FONT").filter(|p| !p.is_empty()) {
+            let registered = std::fs::read(&p)
+                .map(|bytes| register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice())).is_ok())
+                .unwrap_or(false);
+            if registered {
+                return true;
             }
+            eprintln!(
+                "warning: LORTA_PLOT_FONT={} is not a readable TrueType font; plots use the embedded DejaVu Sans",
+                Path::new(&p).display()
+            );
         }
-        false
+        register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).is_ok()
     })
 }
 
@@ -158,7 +152,9 @@ mod tests {
     fn both_plots_write_pngs() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("a/points.png");
-        score_vs_params(&p, "t", "params", "score", &[("A".into(), 10.0, 50.0), ("B".into(), 1000.0, 60.0)]).unwrap();
+        let drawn = score_vs_params(&p, "t", "params", "score", &[("A".into(), 10.0, 50.0), ("B".into(), 1000.0, 60.0)]).unwrap();
+        // The embedded font: text on every machine, system fonts or not.
+        assert!(matches!(drawn, Text::Rendered), "plot drawn without text");
         assert_eq!(&std::fs::read(&p).unwrap()[..4], b"\x89PNG");
         let p = tmp.path().join("curves.png");
         let s = vec![
