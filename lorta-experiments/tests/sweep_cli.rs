@@ -56,6 +56,26 @@ fn sweep_smoke_writes_curves_and_rerun_skips() {
     let log = run_ok(&args.iter().filter(|a| *a != "--quiet").cloned().collect::<Vec<_>>());
     assert_eq!(log.matches("skipped").count(), 8, "{log}");
     assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), before);
+    // --force --jobs 2: every cell retrained by two worker processes at once (a log beside each
+    // cell folder), the same results as one after another.
+    let log = run_ok(&args.iter().cloned().chain(["--force".into(), "--jobs".into(), "2".into()]).collect::<Vec<_>>());
+    assert!(!log.contains("skipped"), "{log}");
+    assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), before);
+    let logs = walk(&out).into_iter().filter(|p| p.to_string_lossy().ends_with(".worker.log")).count();
+    assert_eq!(logs, 8);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub struct Args {
     pub backend: BackendKind,
     #[command(flatten)]
     pub compute: crate::backend::ComputeArgs,
+    #[command(flatten)]
+    pub jobs: crate::runner::jobs::JobsArgs,
     /// Retrain cells that already have results.
     #[arg(long)]
     pub force: bool,
@@ -67,6 +69,7 @@ pub fn run(a: Args) -> Result<()> {
         force: a.force,
         skip_missing: false,
         quiet: a.quiet,
+        jobs: a.jobs,
     };
     run_sweep(&r, a.methods.as_deref(), a.ranks.as_deref())
 }

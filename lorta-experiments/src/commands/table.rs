@@ -34,6 +34,8 @@ pub struct Args {
     pub backend: BackendKind,
     #[command(flatten)]
     pub compute: crate::backend::ComputeArgs,
+    #[command(flatten)]
+    pub jobs: crate::runner::jobs::JobsArgs,
     /// Retrain cells that already have results.
     #[arg(long)]
     pub force: bool,
@@ -66,5 +68,6 @@ pub fn run(table: &str, a: Args) -> Result<()> {
         force: a.force,
         skip_missing: a.skip_missing,
         quiet: a.quiet,
+        jobs: a.jobs,
     })
 }

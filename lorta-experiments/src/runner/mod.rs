@@ -12,10 +12,11 @@
 //! let cells = vec![Cell { dir, name: "rte LoRA r8 seed 42".into(), config }];
 //! let results = runner::run_cells(&cells, &RunnerOptions::default(), |cell, resume| train(cell, resume))?;
 //! ```
-//! The rest of the module: [`config`] (versioned TOML files with presets, `${VAR}` expansion,
+//! The rest of the module: [`jobs`] (`--jobs N`: cells trained by worker processes), [`config`] (versioned TOML files with presets, `${VAR}` expansion,
 //! folder slugs), [`score`] (mean ± std over seeds), [`report`] (md/json/csv/png written
 //! atomically side by side), [`plot`] (score vs trainable parameters, points or curves).
 pub mod config;
+pub mod jobs;
 pub mod plot;
 pub mod report;
 pub mod score;
@@ -66,6 +67,8 @@ pub struct RunnerOptions {
     pub force: bool,
     /// No progress lines.
     pub quiet: bool,
+    /// `--jobs N` workers, or this process as one of them (see [`jobs`]).
+    pub jobs: jobs::JobsArgs,
 }
 
 /// Decides what to do with the cell folder `dir` for settings `config`. A folder holding a run
@@ -109,7 +112,9 @@ pub fn read_cell_result<R: DeserializeOwned>(dir: &Path) -> Result<R> {
 
 /// Runs every cell in order: skips finished ones, resumes interrupted ones, trains the rest with
 /// `train(cell, resume)`; returns the results in cell order. Stops at the first error (finished
-/// cells keep their results, so a rerun continues where this one stopped).
+/// cells keep their results, so a rerun continues where this one stopped). With `--jobs N` the
+/// cells to train go to worker processes first and every result is then read back; a worker
+/// (`--worker-cell I`) trains its one cell and gets an empty result list.
 pub fn run_cells<C, R, F>(cells: &[Cell<C>], opts: &RunnerOptions, mut train: F) -> Result<Vec<R>>
 where
     C: Serialize + DeserializeOwned + PartialEq,
@@ -117,20 +122,54 @@ where
     F: FnMut(&Cell<C>, bool) -> Result<R>,
 {
     let n = cells.len();
-    let actions = cells.iter().map(|c| cell_action(&c.dir, &c.config, opts.force)).collect::<Result<Vec<_>>>()?;
+    let actions_for = |force: bool| cells.iter().map(|c| cell_action(&c.dir, &c.config, force)).collect::<Result<Vec<_>>>();
+    let mut actions = actions_for(opts.force)?;
+    let mut force = opts.force;
+    let mut quiet_skips = opts.quiet;
+    let worker = opts.jobs.worker_cell;
+    if let Some(w) = worker {
+        if w >= n {
+            bail!("--worker-cell {w}: the grid has {n} cells");
+        }
+    } else if opts.jobs.jobs > 1 {
+        let todo: Vec<jobs::Job> = cells
+            .iter()
+            .zip(&actions)
+            .enumerate()
+            .filter(|(_, (_, a))| **a != CellAction::Skip)
+            .map(|(index, (c, _))| jobs::Job { index, name: &c.name, dir: &c.dir })
+            .collect();
+        if !todo.is_empty() {
+            jobs::run_workers(&todo, &opts.jobs, opts.quiet)?;
+        }
+        // Every cell is finished now; the loop below reads their results.
+        actions = actions_for(false)?;
+        force = false;
+        quiet_skips |= !todo.is_empty(); // the workers' lines said it
+        if let Some(c) = cells.iter().zip(&actions).find(|(_, a)| **a != CellAction::Skip).map(|(c, _)| c) {
+            bail!("{}: its --jobs worker ended without a result (see {})", c.name, jobs::worker_log(&c.dir).display());
+        }
+    }
     let mut to_train = actions.iter().filter(|a| **a != CellAction::Skip).count();
     let mut trained_secs = Vec::new();
     let mut results = Vec::with_capacity(n);
     for (i, (c, action)) in cells.iter().zip(&actions).enumerate() {
+        if worker.is_some_and(|w| w != i) {
+            continue;
+        }
         let what = format!("[{}/{n}] {}", i + 1, c.name);
         if *action == CellAction::Skip {
-            if !opts.quiet {
+            if worker.is_some() {
+                eprintln!("{what}: finished earlier, nothing to do ({})", c.dir.display());
+                continue;
+            }
+            if !quiet_skips {
                 eprintln!("{what}: finished earlier, skipped ({})", c.dir.display());
             }
             results.push(read_cell_result(&c.dir)?);
             continue;
         }
-        if opts.force && c.dir.exists() {
+        if force && c.dir.exists() {
             std::fs::remove_dir_all(&c.dir).with_context(|| format!("removing {} (--force)", c.dir.display()))?;
         }
         std::fs::create_dir_all(&c.dir).with_context(|| format!("creating {}", c.dir.display()))?;
@@ -153,7 +192,9 @@ where
         if !opts.quiet {
             eprintln!("{what}: done in {}", human_secs(secs));
         }
-        results.push(r);
+        if worker.is_none() {
+            results.push(r);
+        }
     }
     Ok(results)
 }
@@ -196,12 +237,25 @@ mod tests {
         // Other settings in a finished folder: an error naming it; --force retrains everything.
         let e = cell_action(&cells[0].dir, &7u32, false).unwrap_err().to_string();
         assert!(e.contains("c0") && e.contains("--force"), "{e}");
-        let r: Vec<u32> = run_cells(&cells, &RunnerOptions { force: true, quiet: true }, |c, resume| {
+        let r: Vec<u32> = run_cells(&cells, &RunnerOptions { force: true, quiet: true, ..Default::default() }, |c, resume| {
             assert!(!resume);
             Ok(c.config + 100)
         })
         .unwrap();
         assert_eq!(r, [100, 101, 102]);
+        // A --jobs worker trains its one cell (again with --force) and returns no results.
+        let mut seen = Vec::new();
+        let worker = |i| RunnerOptions { force: true, quiet: true, jobs: jobs::JobsArgs { worker_cell: Some(i), ..Default::default() } };
+        let r: Vec<u32> = run_cells(&cells, &worker(2), |c, _| {
+            seen.push(c.config);
+            Ok(c.config + 200)
+        })
+        .unwrap();
+        assert!(r.is_empty());
+        assert_eq!(seen, [2]);
+        assert_eq!(read_cell_result::<u32>(&cells[2].dir).unwrap(), 202);
+        assert_eq!(read_cell_result::<u32>(&cells[1].dir).unwrap(), 101);
+        assert!(run_cells(&cells, &worker(3), |c, _| Ok(c.config)).unwrap_err().to_string().contains("3 cells"));
         // A foreign folder is not silently overwritten.
         let foreign = tmp.path().join("foreign");
         std::fs::create_dir_all(&foreign).unwrap();

@@ -34,6 +34,8 @@ pub struct TableRun {
     pub force: bool,
     pub skip_missing: bool,
     pub quiet: bool,
+    /// `--jobs` / `--gpus` (or this process as one of the workers).
+    pub jobs: runner::jobs::JobsArgs,
 }
 
 /// Result of one cell, as the reports use it.
@@ -49,6 +51,9 @@ pub struct CellResult {
 pub fn run_table(r: &TableRun) -> Result<()> {
     let table = TableConfig::read(&r.config_file)?;
     let grid = run_grid(&table, r)?;
+    if r.jobs.is_worker() {
+        return Ok(()); // the parent writes the reports
+    }
     let rep = report::build(&table, &r.preset, &grid.tasks, &grid.tasks_without_data, &grid.results);
     report::write(&r.out, &table, &rep)?;
     println!("{}", rep.markdown);
@@ -66,6 +71,7 @@ pub struct Grid {
 /// Checks the inputs of `table`'s preset, writes `settings.json` (and a copy of the config file),
 /// then trains every cell through the runner (finished ones skipped, interrupted ones resumed).
 pub fn run_grid(table: &TableConfig, r: &TableRun) -> Result<Grid> {
+    r.jobs.validate()?;
     let preset = table.preset(&r.preset)?.clone();
     let mut preset_used = preset.clone();
     if let Some(s) = &r.seeds {
@@ -138,9 +144,11 @@ pub fn run_grid(table: &TableConfig, r: &TableRun) -> Result<Grid> {
         "tasks_without_data": unavailable.iter().map(|(t, why)| serde_json::json!({"task": t.name(), "why": why})).collect::<Vec<_>>(),
         "cells": all.iter().map(|c| serde_json::json!({"dir": cell_dir(&r.out, &r.preset, table, c), "config": c.config})).collect::<Vec<_>>(),
     });
-    write_json(&r.out.join("settings.json"), &settings)?;
-    if let Ok(text) = std::fs::read_to_string(&r.config_file) {
-        crate::report::write_atomic(&r.out.join(format!("{}.toml", table.table)), text.as_bytes())?;
+    if !r.jobs.is_worker() {
+        write_json(&r.out.join("settings.json"), &settings)?;
+        if let Ok(text) = std::fs::read_to_string(&r.config_file) {
+            crate::report::write_atomic(&r.out.join(format!("{}.toml", table.table)), text.as_bytes())?;
+        }
     }
 
     let grid: Vec<runner::Cell<TrainConfig>> = all
@@ -151,7 +159,7 @@ pub fn run_grid(table: &TableConfig, r: &TableRun) -> Result<Grid> {
             config: c.config.clone(),
         })
         .collect();
-    let metrics = train_glue_cells(&grid, r.backend, &r.compute, &RunnerOptions { force: r.force, quiet: r.quiet })?;
+    let metrics = train_glue_cells(&grid, r.backend, &r.compute, &RunnerOptions { force: r.force, quiet: r.quiet, jobs: r.jobs.clone() })?;
     let results: Vec<CellResult> = all
         .iter()
         .zip(grid)

@@ -238,6 +238,9 @@ pub fn run_sweep(r: &TableRun, methods: Option<&[String]>, ranks: Option<&[usize
     let sweep = SweepConfig::read(&r.config_file)?;
     let table = sweep.table(methods, ranks)?;
     let grid = run_grid(&table, r)?;
+    if r.jobs.is_worker() {
+        return Ok(()); // the parent writes the reports
+    }
     let (rep, md, csv, series) = report(&sweep, &table, &r.preset, &grid.results, &grid.tasks_without_data);
     let task_names: Vec<&str> = grid.tasks.iter().map(|t| t.name()).collect();
     let plot = PlotSpec {
