@@ -299,7 +299,16 @@ impl<B: Backend> EsmFold<B> {
             recycle_s_norm: b.layer_norm("trunk.recycle_s_norm", cs, TRUNK_LN_EPS, full)?,
             recycle_z_norm: b.layer_norm("trunk.recycle_z_norm", cz, TRUNK_LN_EPS, full)?,
             recycle_disto: b.param("trunk.recycle_disto.weight", [RECYCLE_BINS, cz], Init::Normal(b.init_std), full)?,
-            structure_module: StructureModule::build(sm, "trunk.structure_module", b, full)?,
+            structure_module: {
+                // f16's range (6.5e4) is too small for the structure module's backward (squared
+                // point distances, norms near zero): under f16 it is kept in f32, as OpenFold keeps
+                // IPA's point terms; bf16 has f32's range and stays bf16.
+                let dtype = b.dtype;
+                b.dtype = structure_module_dtype(dtype);
+                let m = StructureModule::build(sm, "trunk.structure_module", b, full);
+                b.dtype = dtype;
+                m?
+            },
             trunk2sm_s: b.linear("trunk.trunk2sm_s", cs, sm.sequence_dim, true, full)?,
             trunk2sm_z: b.linear("trunk.trunk2sm_z", cz, sm.pairwise_dim, true, full)?,
             sequence_adapters: tuning.init_adapter::<B>(&c.sequence_shape(), b.dtype, &b.device)?,
@@ -449,7 +458,13 @@ impl<B: Backend> EsmFold<B> {
             }
             let final_pass = pass + 1 == passes;
             let structure = if !final_pass || opts.structure {
-                let sm = t.structure_module.forward(t.trunk2sm_s.forward(s.clone()), crate::evoformer::lin4(&t.trunk2sm_z, z.clone()), aatype.clone(), maskf.clone());
+                let sm_dtype = structure_module_dtype(dtype);
+                let sm = t.structure_module.forward(
+                    t.trunk2sm_s.forward(s.clone()).cast(sm_dtype),
+                    crate::evoformer::lin4(&t.trunk2sm_z, z.clone()).cast(sm_dtype),
+                    aatype.clone(),
+                    maskf.clone().cast(sm_dtype),
+                );
                 if !final_pass {
                     bins = recycle_bins(sm.final_positions().detach());
                 }
@@ -482,6 +497,15 @@ impl<B: Backend> EsmFold<B> {
 
 /// HF `EsmFoldingTrunk.distogram`: bins of Cβ–Cβ distances (Cβ placed from N, Cα, C with
 /// AlphaFold's ideal coefficients) against 14 boundaries in [3.375, 21.375] Å.
+/// The structure module's dtype for a trunk computing in `dtype`: f32 under f16 (see the build).
+pub fn structure_module_dtype(dtype: DType) -> DType {
+    if dtype == DType::F16 {
+        DType::F32
+    } else {
+        dtype
+    }
+}
+
 pub fn recycle_bins<B: Backend>(positions: Tensor<B, 4>) -> Tensor<B, 3, Int> {
     let [b, l, _, _] = positions.dims();
     let atom = |i: usize| positions.clone().slice([0..b, 0..l, i..i + 1, 0..3]).reshape([b, l, 3]);

@@ -206,12 +206,6 @@ pub fn run(a: Args) -> Result<()> {
         return run_profile(&a);
     }
     let preset = effective_preset(&a)?;
-    if preset.dtype == "f16" && preset.fape_weight > 0.0 {
-        eprintln!(
-            "warning: --dtype f16 with FAPE in the loss: the structure module's backward overflows f16 (the loss turned NaN after the \
-             first update in our runs); prefer bf16 (CUDA) or f32, or --fape-weight 0"
-        );
-    }
     let data_dir = a.data_dir.clone().unwrap_or_else(default_data_dir);
     if !data_dir.join("index.tsv").is_file() {
         bail!("{}: no index.tsv (pass --data-dir, or set LORTA_PROTEIN_DATA, to the proteins/pdb folder)", data_dir.display());
