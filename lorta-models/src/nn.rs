@@ -179,7 +179,7 @@ impl<B: Backend> HfLinear<B> {
 
     /// Several maps of the same input with their adapter hooks (Q, K and V of an attention
     /// layer), equal to calling [`Self::forward_adapted`] on each; lets LoRTA share its input
-    /// projection between the sites.
+    /// projection between the sites and LoRA stack their A factors.
     pub fn forward_adapted_shared<const N: usize>(
         layers: [&Self; N],
         x: Tensor<B, 3>,
@@ -187,7 +187,7 @@ impl<B: Backend> HfLinear<B> {
         sites: [Site; N],
     ) -> [Tensor<B, 3>; N] {
         match adapters {
-            Some(a @ AdapterStep::Lorta(_)) => {
+            Some(a @ (AdapterStep::Lorta(_) | AdapterStep::Plain(lorta_core::AdapterSet::Lora(_)))) => {
                 let [b, s, i] = x.dims();
                 let x2 = x.reshape([b * s, i]);
                 let bases: Vec<Tensor<B, 2>> = layers.iter().map(|l| l.forward2(x2.clone())).collect();

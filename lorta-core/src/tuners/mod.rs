@@ -338,11 +338,26 @@ impl<B: Backend> AdapterStep<'_, B> {
     }
 
     /// [`Self::adapt_output`] for several sites that read the same `x` (Q, K, V): LoRTA projects
-    /// `x` onto its shared input factor once for all of them; other methods go site by site.
+    /// `x` onto its shared input factor once for all of them, LoRA onto the sites' stacked A
+    /// factors ([`lora::Lora::deltas`]); other methods go site by site.
     pub fn adapt_outputs(&self, sites: &[Site], x: Tensor<B, 2>, bases: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
         match self {
             AdapterStep::Lorta(l) => {
                 let dt = l.dtype();
+                l.deltas(sites, to_dtype(x, dt))
+                    .into_iter()
+                    .zip(bases)
+                    .map(|(d, base)| match d {
+                        Some(d) => {
+                            let out = base.dtype();
+                            to_dtype(to_dtype(base, dt) + d, out)
+                        }
+                        None => base,
+                    })
+                    .collect()
+            }
+            AdapterStep::Plain(AdapterSet::Lora(l)) => {
+                let dt = l.a.first().map(|a| a.val().dtype()).unwrap_or(DType::F32);
                 l.deltas(sites, to_dtype(x, dt))
                     .into_iter()
                     .zip(bases)
