@@ -341,37 +341,28 @@ impl<B: Backend> AdapterStep<'_, B> {
     /// `x` onto its shared input factor once for all of them, LoRA onto the sites' stacked A
     /// factors ([`lora::Lora::deltas`]); other methods go site by site.
     pub fn adapt_outputs(&self, sites: &[Site], x: Tensor<B, 2>, bases: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
-        match self {
+        let (dt, deltas) = match self {
             AdapterStep::Lorta(l) => {
                 let dt = l.dtype();
-                l.deltas(sites, to_dtype(x, dt))
-                    .into_iter()
-                    .zip(bases)
-                    .map(|(d, base)| match d {
-                        Some(d) => {
-                            let out = base.dtype();
-                            to_dtype(to_dtype(base, dt) + d, out)
-                        }
-                        None => base,
-                    })
-                    .collect()
+                (dt, l.deltas(sites, to_dtype(x, dt)))
             }
-            AdapterStep::Plain(AdapterSet::Lora(l)) => {
-                let dt = l.a.first().map(|a| a.val().dtype()).unwrap_or(DType::F32);
-                l.deltas(sites, to_dtype(x, dt))
-                    .into_iter()
-                    .zip(bases)
-                    .map(|(d, base)| match d {
-                        Some(d) => {
-                            let out = base.dtype();
-                            to_dtype(to_dtype(base, dt) + d, out)
-                        }
-                        None => base,
-                    })
-                    .collect()
+            AdapterStep::Plain(a @ AdapterSet::Lora(l)) => {
+                let dt = a.dtype();
+                (dt, l.deltas(sites, to_dtype(x, dt)))
             }
-            AdapterStep::Plain(a) => sites.iter().zip(bases).map(|(&site, base)| self.plain_output(a, site, x.clone(), base)).collect(),
-        }
+            AdapterStep::Plain(a) => return sites.iter().zip(bases).map(|(&site, base)| self.plain_output(a, site, x.clone(), base)).collect(),
+        };
+        deltas
+            .into_iter()
+            .zip(bases)
+            .map(|(d, base)| match d {
+                Some(d) => {
+                    let out = base.dtype();
+                    to_dtype(to_dtype(base, dt) + d, out)
+                }
+                None => base,
+            })
+            .collect()
     }
     fn plain_output(&self, a: &AdapterSet<B>, site: Site, x: Tensor<B, 2>, base: Tensor<B, 2>) -> Tensor<B, 2> {
         if !a.adapts(site) {
