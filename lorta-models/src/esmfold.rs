@@ -459,12 +459,13 @@ impl<B: Backend> EsmFold<B> {
             let final_pass = pass + 1 == passes;
             let structure = if !final_pass || opts.structure {
                 let sm_dtype = structure_module_dtype(dtype);
-                let sm = t.structure_module.forward(
-                    t.trunk2sm_s.forward(s.clone()).cast(sm_dtype),
-                    crate::evoformer::lin4(&t.trunk2sm_z, z.clone()).cast(sm_dtype),
-                    aatype.clone(),
-                    maskf.clone().cast(sm_dtype),
-                );
+                let sm_s = t.trunk2sm_s.forward(s.clone());
+                let sm_z = crate::evoformer::lin4(&t.trunk2sm_z, z.clone());
+                let sm = if sm_dtype == dtype {
+                    t.structure_module.forward(sm_s, sm_z, aatype.clone(), maskf.clone())
+                } else {
+                    t.structure_module.forward(sm_s.cast(sm_dtype), sm_z.cast(sm_dtype), aatype.clone(), maskf.clone().cast(sm_dtype))
+                };
                 if !final_pass {
                     bins = recycle_bins(sm.final_positions().detach());
                 }

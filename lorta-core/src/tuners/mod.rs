@@ -346,8 +346,9 @@ impl<B: Backend> AdapterStep<'_, B> {
                 let dt = l.dtype();
                 (dt, l.deltas(sites, to_dtype(x, dt)))
             }
-            AdapterStep::Plain(a @ AdapterSet::Lora(l)) => {
-                let dt = a.dtype();
+            AdapterStep::Plain(AdapterSet::Lora(l)) => {
+                // the first factor's dtype (AdapterSet::dtype visits every parameter, per call)
+                let dt = l.a.first().map_or(DType::F32, |a| a.val().dtype());
                 (dt, l.deltas(sites, to_dtype(x, dt)))
             }
             AdapterStep::Plain(a) => return sites.iter().zip(bases).map(|(&site, base)| self.plain_output(a, site, x.clone(), base)).collect(),

@@ -79,7 +79,7 @@ pub fn worker_args(args: &[OsString], cell: usize) -> Vec<OsString> {
     out
 }
 
-/// Where a worker's output goes: `<cell folder>.log` beside the folder (a `--force` worker
+/// Where a worker's output goes: `<cell folder>.worker.log` beside the folder (a `--force` worker
 /// removes the folder itself).
 pub fn worker_log(cell_dir: &Path) -> PathBuf {
     let name = cell_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "cell".into());
@@ -99,16 +99,7 @@ pub fn run_workers(jobs: &[Job], opts: &JobsArgs, quiet: bool) -> Result<()> {
     let exe = std::env::current_exe().context("finding this program to start --jobs workers")?;
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let slots = opts.jobs.max(1).min(jobs.len().max(1));
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(jobs.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("cells [{bar:30}] {pos}/{len}, {elapsed} elapsed, ETA {eta} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    };
+    let bar = if quiet { indicatif::ProgressBar::hidden() } else { crate::lm::progress_bar(jobs.len() as u64, "cells") };
     // indicatif drops println on a hidden bar (stderr not a terminal): print plainly then.
     let say = |line: String| {
         if quiet {
@@ -142,13 +133,12 @@ pub fn run_workers(jobs: &[Job], opts: &JobsArgs, quiet: bool) -> Result<()> {
                 next += 1;
             }
         }
-        let mut any_running = false;
         for slot in running.iter_mut() {
             let Some((k, child, started)) = slot else {
                 continue;
             };
             match child.try_wait().context("waiting for a --jobs worker")? {
-                None => any_running = true,
+                None => {}
                 Some(status) => {
                     let j = &jobs[*k];
                     let secs = started.elapsed().as_secs_f64();
@@ -167,7 +157,7 @@ pub fn run_workers(jobs: &[Job], opts: &JobsArgs, quiet: bool) -> Result<()> {
                 }
             }
         }
-        if !any_running && (next >= jobs.len() || !failed.is_empty()) && running.iter().all(Option::is_none) {
+        if running.iter().all(Option::is_none) && (next >= jobs.len() || !failed.is_empty()) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
