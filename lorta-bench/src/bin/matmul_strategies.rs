@@ -1,0 +1,212 @@
+//! Times every matmul kernel family of CubeCL (cubek 0.2, the one burn 0.21 launches) on the
+//! products our training steps run, on one CUDA device: which kernel the default selection picks
+//! (`Auto`, the only one without autotuning) and what the others reach on the same shapes.
+//! Decides whether routing the products to another kernel is worth it; prints a table and JSON.
+//!
+//! `cargo build --release -p lorta-bench --features cuda --bin matmul-strategies`
+//! `matmul-strategies [--shapes 128x4096x4096,...] [--dtypes bf16,f32] [--iters 20] [--json FILE]`
+
+use burn::tensor::{DType, Distribution, Tensor};
+use burn_cubecl::{CubeBackend, cubecl::cuda::CudaRuntime, tensor::CubeTensor};
+use cubek::matmul::components::tile::TileMatmulKind;
+use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
+use cubek::matmul::launch::Strategy;
+use cubek::matmul::routines::{
+    BlueprintStrategy, double_buffering::DoubleBufferingArgs, ordered_double_buffering::OrderedSelectionArgs, simple::SimpleArgs,
+};
+use cubek::std::InputBinding;
+use std::time::Instant;
+
+type B = CubeBackend<CudaRuntime, f32, i32, u8>;
+
+/// One product `[m, k] x [k, n]`; `rhs_transposed` reads the right side as the transpose of a
+/// stored `[n, k]` (the backward product through a frozen weight).
+#[derive(Clone, Copy)]
+struct Shape {
+    m: usize,
+    k: usize,
+    n: usize,
+    rhs_transposed: bool,
+}
+
+fn strategies() -> Vec<(&'static str, Strategy)> {
+    // A macro, not a closure: the TMA variants take the same arguments at another loading type.
+    macro_rules! simple {
+        ($multi_rows:expr, $tile_matmul:expr) => {
+            BlueprintStrategy::Inferred(SimpleArgs { multi_rows: $multi_rows, tile_matmul: $tile_matmul })
+        };
+    }
+    let ordered = |row_count, tile_matmul| {
+        BlueprintStrategy::Inferred(OrderedSelectionArgs {
+            partition_k: Some(2),
+            row_count: Some(row_count),
+            rows_per_plane: Some(2),
+            tile_matmul,
+        })
+    };
+    let double = |specialized, tile_matmul| BlueprintStrategy::Inferred(DoubleBufferingArgs { specialized, tile_matmul });
+    use TileMatmulKind::{Cmma, Mma};
+    vec![
+        ("auto (default)", Strategy::Auto),
+        ("simple_cyclic_mma", Strategy::SimpleCyclicMma(simple!(false, Mma))),
+        ("simple_cyclic_cmma_multirows", Strategy::SimpleCyclicCmma(simple!(true, Cmma))),
+        ("simple_cyclic_mma_multirows", Strategy::SimpleCyclicMma(simple!(true, Mma))),
+        ("ordered_double_cmma_r4", Strategy::OrderedDoubleCmma(ordered(4, Cmma))),
+        ("ordered_double_mma_r4", Strategy::OrderedDoubleMma(ordered(4, Mma))),
+        ("ordered_double_cmma_r8", Strategy::OrderedDoubleCmma(ordered(8, Cmma))),
+        ("ordered_double_mma_r8", Strategy::OrderedDoubleMma(ordered(8, Mma))),
+        ("double_cyclic_cmma", Strategy::DoubleCyclicCmma(double(false, Cmma))),
+        ("double_cyclic_mma", Strategy::DoubleCyclicMma(double(false, Mma))),
+        ("double_cyclic_cmma_specialized", Strategy::DoubleCyclicCmma(double(true, Cmma))),
+        ("double_cyclic_mma_specialized", Strategy::DoubleCyclicMma(double(true, Mma))),
+        ("specialized_cyclic_cmma", Strategy::SpecializedCyclicCmma(BlueprintStrategy::Inferred(().into()))),
+        ("specialized_cyclic_mma", Strategy::SpecializedCyclicMma(BlueprintStrategy::Inferred(().into()))),
+        ("simple_tma_cmma", Strategy::SimpleTmaCmma(simple!(false, Cmma))),
+        ("simple_tma_mma", Strategy::SimpleTmaMma(simple!(false, Mma))),
+        ("simple_tma_cmma_multirows", Strategy::SimpleTmaCmma(simple!(true, Cmma))),
+        ("specialized_tma_cmma", Strategy::SpecializedTmaCmma(BlueprintStrategy::Inferred(().into()))),
+        ("specialized_tma_mma", Strategy::SpecializedTmaMma(BlueprintStrategy::Inferred(().into()))),
+        ("simple_unit", Strategy::SimpleUnit(BlueprintStrategy::Inferred(Default::default()))),
+        ("double_unit", Strategy::DoubleUnit(BlueprintStrategy::Inferred(Default::default()))),
+    ]
+}
+
+fn parse_shapes(text: &str) -> Result<Vec<Shape>, String> {
+    text.split(',')
+        .map(|item| {
+            let (dims, rhs_transposed) = match item.strip_suffix("t") {
+                Some(dims) => (dims, true),
+                None => (item, false),
+            };
+            let dims: Vec<usize> =
+                dims.split('x').map(|d| d.parse::<usize>()).collect::<Result<_, _>>().map_err(|e| format!("shape `{item}`: {e}"))?;
+            match dims[..] {
+                [m, k, n] => Ok(Shape { m, k, n, rhs_transposed }),
+                _ => Err(format!("shape `{item}`: expected MxKxN (suffix t: right side transposed)")),
+            }
+        })
+        .collect()
+}
+
+fn cube(tensor: Tensor<B, 2>, dtype: DType) -> CubeTensor<CudaRuntime> {
+    tensor.cast(dtype).into_primitive().tensor()
+}
+
+/// Median milliseconds of `iters` launches (each synchronised), and the first launch's time
+/// (kernel compilation included), or the launch error.
+fn time_strategy(strategy: &Strategy, shape: Shape, dtype: DType, iters: usize) -> Result<(f64, f64), String> {
+    let device = Default::default();
+    let lhs = cube(Tensor::<B, 2>::random([shape.m, shape.k], Distribution::Normal(0.0, 1.0), &device), dtype);
+    let rhs_tensor = if shape.rhs_transposed {
+        Tensor::<B, 2>::random([shape.n, shape.k], Distribution::Normal(0.0, 1.0), &device).transpose()
+    } else {
+        Tensor::<B, 2>::random([shape.k, shape.n], Distribution::Normal(0.0, 1.0), &device)
+    };
+    let rhs = cube(rhs_tensor, dtype);
+    let out = cube(Tensor::<B, 2>::zeros([shape.m, shape.n], &device), dtype);
+    let client = out.client.clone();
+    let sync = || burn_cubecl::cubecl::future::block_on(client.sync()).map_err(|e| format!("{e:?}"));
+    let launch = || {
+        let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems { lhs: dtype.into(), rhs: dtype.into(), out: dtype.into() });
+        cubek::matmul::launch::launch_ref(
+            strategy,
+            &client,
+            InputBinding::new(lhs.clone().binding(), dtype.into()),
+            InputBinding::new(rhs.clone().binding(), dtype.into()),
+            out.clone().binding(),
+            &mut dtypes,
+        )
+        .map_err(|e| format!("{e:?}"))
+    };
+    sync()?;
+    let start = Instant::now();
+    launch()?;
+    sync()?;
+    let first_ms = start.elapsed().as_secs_f64() * 1e3;
+    for _ in 0..3 {
+        launch()?;
+    }
+    sync()?;
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let start = Instant::now();
+        launch()?;
+        sync()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], first_ms))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let shapes = flag("--shapes").unwrap_or_else(|| {
+        // LLaMA-2-7B at 128 tokens (q/k/v/o, gate/up, down; backward through the frozen weight),
+        // RoBERTa-base and MiniLM at batch 32 x 128.
+        "128x4096x4096,128x4096x4096t,128x4096x11008,128x11008x4096,128x11008x4096t,\
+         4096x768x768,4096x768x768t,4096x768x3072,4096x3072x768,4096x384x384,4096x384x1536,4096x1536x384"
+            .into()
+    });
+    let shapes = parse_shapes(&shapes).unwrap_or_else(|e| {
+        eprintln!("error: --shapes {e}");
+        std::process::exit(2)
+    });
+    let dtypes: Vec<DType> = flag("--dtypes")
+        .unwrap_or_else(|| "bf16".into())
+        .split(',')
+        .map(|d| match d {
+            "bf16" => DType::BF16,
+            "f16" => DType::F16,
+            "f32" => DType::F32,
+            other => {
+                eprintln!("error: --dtypes: unknown dtype `{other}` (bf16, f16, f32)");
+                std::process::exit(2)
+            }
+        })
+        .collect();
+    let iters: usize = flag("--iters").map(|s| s.parse().expect("--iters: a number")).unwrap_or(20);
+    let only: Option<Vec<String>> = flag("--strategies").map(|s| s.split(',').map(String::from).collect());
+
+    let mut rows = Vec::new();
+    println!("| shape | dtype | strategy | median ms | TFLOP/s | first launch ms | vs auto |");
+    println!("|---|---|---|---|---|---|---|");
+    for &dtype in &dtypes {
+        for &shape in &shapes {
+            let label = format!("{}x{}x{}{}", shape.m, shape.k, shape.n, if shape.rhs_transposed { "t" } else { "" });
+            let mut auto_ms = None;
+            let mut best: Option<(&str, f64)> = None;
+            for (name, strategy) in strategies() {
+                if let Some(only) = &only {
+                    if name != "auto (default)" && !only.iter().any(|o| o == name) {
+                        continue;
+                    }
+                }
+                match time_strategy(&strategy, shape, dtype, iters) {
+                    Ok((ms, first_ms)) => {
+                        let tflops = 2.0 * (shape.m * shape.k * shape.n) as f64 / (ms * 1e-3) / 1e12;
+                        let auto = *auto_ms.get_or_insert(ms);
+                        println!("| {label} | {dtype:?} | {name} | {ms:.4} | {tflops:.1} | {first_ms:.0} | {:.2}x |", ms / auto);
+                        if best.is_none_or(|(_, b)| ms < b) {
+                            best = Some((name, ms));
+                        }
+                        rows.push(serde_json::json!({"shape": label, "dtype": format!("{dtype:?}"), "strategy": name,
+                            "median_ms": ms, "tflops": tflops, "first_launch_ms": first_ms}));
+                    }
+                    Err(error) => {
+                        let short: String = error.chars().take(80).collect();
+                        println!("| {label} | {dtype:?} | {name} | unavailable: {short} | | | |");
+                        rows.push(serde_json::json!({"shape": label, "dtype": format!("{dtype:?}"), "strategy": name, "error": error}));
+                    }
+                }
+            }
+            if let (Some(auto), Some((name, ms))) = (auto_ms, best) {
+                eprintln!("best for {label} {dtype:?}: {name} {ms:.4} ms ({:.2}x auto)", ms / auto);
+            }
+        }
+    }
+    if let Some(path) = flag("--json") {
+        let text = serde_json::to_string_pretty(&rows).expect("rows serialize");
+        std::fs::write(&path, text).unwrap_or_else(|e| eprintln!("error: writing {path}: {e}"));
+    }
+}
