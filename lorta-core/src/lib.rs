@@ -10,7 +10,10 @@
 //! - [`params`]: trainable-parameter counting.
 //! - [`matmul`]: the matrix product every model and adapter uses (f32-exact on TF32 hardware).
 //! - [`shapes`]: equivalent shapes for products and reductions that untuned GPU kernels run slowly.
+//! - `cube_matmul` (feature `cubecl`): products on CubeCL backends through a kernel chosen per shape.
 
+#[cfg(feature = "cubecl")]
+pub mod cube_matmul;
 pub mod decomp;
 pub mod error;
 pub mod init;

@@ -15,9 +15,10 @@
 //! `LORTA_SHAPE_REWRITES` picks a subset for measurements: `none`, or a comma list of `inner`,
 //! `rows`, `reduce` (unset or `default`: all three). (Computing few-row products transposed, `(Wᵀ·xᵀ)ᵀ`, was
 //! measured 2× slower on LLaMA-2-7B at 128 tokens.)
-use burn::tensor::{backend::Backend, DType, Tensor};
+use burn::tensor::{backend::Backend, ops::FloatTensor, DType, Tensor, TensorPrimitive};
+use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 static ON: AtomicBool = AtomicBool::new(false);
 
@@ -90,11 +91,51 @@ fn plan(r: Rewrites, m: usize, k: usize, n: usize, dtype: DType) -> Plan {
     Plan::Plain
 }
 
+/// A backend's own matrix product (a kernel chosen for the shape, e.g.
+/// `cube_matmul::CubeMatmul::matmul`), used by every product of this module in place of
+/// `Tensor::matmul` for that backend type once registered with [`register_matmul_kernel`].
+pub type MatmulKernel<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+
+type Kernels = RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>>;
+
+fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// Routes every product on backend `B` through `kernel` (replaces an earlier registration).
+pub fn register_matmul_kernel<B: Backend>(kernel: MatmulKernel<B>) {
+    let mut all = kernels().write().unwrap_or_else(|e| e.into_inner());
+    all.retain(|(id, _)| *id != TypeId::of::<B>());
+    all.push((TypeId::of::<B>(), Box::new(kernel)));
+}
+
+/// Removes `B`'s kernel: its products go back to `Tensor::matmul`.
+pub fn unregister_matmul_kernel<B: Backend>() {
+    kernels().write().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != TypeId::of::<B>());
+}
+
+fn registered_kernel<B: Backend>() -> Option<MatmulKernel<B>> {
+    let all = kernels().read().unwrap_or_else(|e| e.into_inner());
+    all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, k)| k.downcast_ref::<MatmulKernel<B>>().copied())
+}
+
+/// `a·b` through `B`'s registered kernel, else `Tensor::matmul`.
+fn matmul_raw<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    match registered_kernel::<B>() {
+        Some(kernel) => {
+            let out = kernel(a.into_primitive().tensor(), b.into_primitive().tensor());
+            Tensor::from_primitive(TensorPrimitive::Float(out))
+        }
+        None => a.matmul(b),
+    }
+}
+
 /// `a·b` (any rank; rank-2 products may take one of the rewritten shapes).
 pub fn product<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
     match active() {
         Some(r) if D == 2 => product_with(r, a, b),
-        _ => a.matmul(b),
+        _ => matmul_raw(a, b),
     }
 }
 
@@ -102,7 +143,7 @@ fn product_with<B: Backend, const D: usize>(r: Rewrites, a: Tensor<B, D>, b: Ten
     let ([m, k], [_, n]) = (dims2(&a), dims2(&b));
     let (a2, b2): (Tensor<B, 2>, Tensor<B, 2>) = (a.reshape([m, k]), b.reshape([k, n]));
     let y = match plan(r, m, k, n, a2.dtype()) {
-        Plan::Plain => a2.matmul(b2),
+        Plan::Plain => matmul_raw(a2, b2),
         Plan::InnerSplit { chunks } => inner_split(a2, b2, chunks),
         Plan::RowChunks { chunks, len } => row_chunks(a2, b2, chunks, len),
     };
@@ -123,7 +164,7 @@ fn inner_split<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, chunks: usize) -> T
     let len = k / chunks;
     let a3 = a.reshape([m, chunks, len]).swap_dims(0, 1);
     let b3 = b.reshape([chunks, len, n]);
-    a3.matmul(b3).sum_dim(0).reshape([m, n])
+    matmul_raw(a3, b3).sum_dim(0).reshape([m, n])
 }
 
 /// `a·b` with `a`'s first `chunks·len` rows in `chunks` batches against one broadcast `b`, the
@@ -132,10 +173,10 @@ fn row_chunks<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, chunks: usize, len: 
     let ([m, k], [_, n]) = (a.dims(), b.dims());
     let body = chunks * len;
     if body == m {
-        return a.reshape([chunks, len, k]).matmul(b.unsqueeze_dim(0)).reshape([m, n]);
+        return matmul_raw(a.reshape([chunks, len, k]), b.unsqueeze_dim(0)).reshape([m, n]);
     }
-    let head = a.clone().slice([0..body, 0..k]).reshape([chunks, len, k]).matmul(b.clone().unsqueeze_dim(0)).reshape([body, n]);
-    let tail = a.slice([body..m, 0..k]).matmul(b);
+    let head = matmul_raw(a.clone().slice([0..body, 0..k]).reshape([chunks, len, k]), b.clone().unsqueeze_dim(0)).reshape([body, n]);
+    let tail = matmul_raw(a.slice([body..m, 0..k]), b);
     Tensor::cat(vec![head, tail], 0)
 }
 
@@ -165,6 +206,38 @@ mod tests {
     use super::*;
     use crate::test_util::{TestAutodiff, TestBackend};
     use burn::tensor::{Distribution, Tolerance};
+
+    /// A registered kernel takes every product of its backend type, plain and rewritten, and
+    /// only that type's; unregistering restores `Tensor::matmul`. (NdArray<f64>: no other test
+    /// uses it, so the registration cannot leak into them.)
+    #[test]
+    fn registered_kernels_take_the_products_of_their_backend() {
+        use burn::tensor::ops::FloatTensorOps;
+        use std::sync::atomic::AtomicUsize;
+        type B64 = burn_ndarray::NdArray<f64>;
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        fn counting(lhs: FloatTensor<B64>, rhs: FloatTensor<B64>) -> FloatTensor<B64> {
+            CALLS.fetch_add(1, Ordering::SeqCst);
+            <B64 as FloatTensorOps<B64>>::float_matmul(lhs, rhs)
+        }
+        let device = Default::default();
+        let a = Tensor::<B64, 2>::random([8, 4], Distribution::Default, &device);
+        let b = Tensor::<B64, 2>::random([4, 3], Distribution::Default, &device);
+        let expected = a.clone().matmul(b.clone());
+        register_matmul_kernel::<B64>(counting);
+        let routed = product(a.clone(), b.clone());
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+        routed.into_data().assert_approx_eq::<f64>(&expected.into_data(), Tolerance::default());
+        // rewritten products go through the kernel too (row chunks: batch + tail)
+        let tall = Tensor::<B64, 2>::random([ROWS_MIN + 3, 4], Distribution::Default, &device);
+        product_with(Rewrites::DEFAULT, tall, b.clone());
+        assert_eq!(CALLS.load(Ordering::SeqCst), 3);
+        product(Tensor::<TestBackend, 2>::ones([2, 2], &Default::default()), Tensor::ones([2, 2], &Default::default()));
+        assert_eq!(CALLS.load(Ordering::SeqCst), 3, "another backend's products are untouched");
+        unregister_matmul_kernel::<B64>();
+        product(a, b);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 3);
+    }
 
     #[test]
     fn plans_follow_the_shapes() {

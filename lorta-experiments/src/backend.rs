@@ -104,6 +104,15 @@ pub struct GpuArgs {
     /// output they are added to (PyTorch autocast runs them in bf16).
     #[arg(long)]
     pub tf32: bool,
+    /// GPU matmul kernels: `auto` (CUDA's default: CubeCL's warp-specialised tensor-core kernels
+    /// for 2-D bf16/f16 products of 128–1024 rows, e.g. LLM steps at 128 tokens: LLaMA-2-7B LoRA
+    /// 232 vs 301 ms on an H200; other products keep burn's fused kernels), `default` (burn's
+    /// selection everywhere; wgpu's default), or a comma list of specialized_tma_mma,
+    /// specialized_cyclic_mma, double_cyclic_mma, simple_cyclic_mma, simple_unit, tried in order
+    /// for every product (experimental: batched products went NaN). Default: $LORTA_MATMUL_KERNEL,
+    /// else as said.
+    #[arg(long)]
+    pub matmul_kernel: Option<String>,
 }
 
 impl GpuArgs {
@@ -131,6 +140,9 @@ impl GpuArgs {
             // CubeCL's WGSL compiler has no bf16 type (it panics inside the runtime otherwise)
             bail!("--dtype bf16: the wgpu backend has no bf16 kernels; use --dtype f16 or f32 on wgpu, or --backend cuda");
         }
+        if kind == BackendKind::Ndarray && self.matmul_kernel.is_some() {
+            bail!("--matmul-kernel picks GPU kernels (cuda, wgpu); the ndarray backend has one matmul");
+        }
         static PREPARED: Mutex<Option<BackendKind>> = Mutex::new(None);
         let mut done = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(k) = *done {
@@ -141,6 +153,8 @@ impl GpuArgs {
         }
         lorta_models::nn::set_exact_f32_matmul(exact_f32_products(kind, dtype, self.tf32));
         lorta_models::nn::set_shape_rewrites(kind != BackendKind::Ndarray);
+        #[cfg(any(feature = "cuda", feature = "wgpu"))]
+        self.route_matmuls(kind)?;
         lorta_models::dropout::set_host_masks(kind == BackendKind::Ndarray);
         if kind != BackendKind::Ndarray {
             if let Some(dir) = self.kernel_cache_dir(kind) {
@@ -154,6 +168,40 @@ impl GpuArgs {
             probe_device(kind)?;
         }
         *done = Some(kind);
+        Ok(())
+    }
+}
+
+impl GpuArgs {
+    /// `--matmul-kernel`, else `$LORTA_MATMUL_KERNEL`, else `auto` on CUDA and `default` on wgpu
+    /// (its Vulkan path has not been measured with the other kernels).
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    pub fn matmul_kernels(&self, kind: BackendKind) -> Result<lorta_core::cube_matmul::KernelChoice> {
+        use lorta_core::cube_matmul::KernelChoice;
+        let env = std::env::var("LORTA_MATMUL_KERNEL").ok();
+        let (spec, source) = match (&self.matmul_kernel, env) {
+            (Some(spec), _) => (spec.clone(), "--matmul-kernel"),
+            (None, Some(spec)) => (spec, "LORTA_MATMUL_KERNEL"),
+            (None, None) => return Ok(if kind == BackendKind::Cuda { KernelChoice::Auto } else { KernelChoice::Default }),
+        };
+        let choice = KernelChoice::parse(&spec).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+        Ok(if choice == KernelChoice::Auto && kind != BackendKind::Cuda { KernelChoice::Default } else { choice })
+    }
+
+    /// Registers the chosen matmul kernels for `kind`'s backend types (see `lorta_core::cube_matmul`).
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    fn route_matmuls(&self, kind: BackendKind) -> Result<()> {
+        use lorta_core::cube_matmul::{self, KernelChoice};
+        let choice = self.matmul_kernels(kind)?;
+        let route = choice != KernelChoice::Default;
+        cube_matmul::set_kernels(choice);
+        match kind {
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda if route => cube_matmul::register::<cubecl::cuda::CudaRuntime, f32, i32, u8>(),
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu if route => cube_matmul::register::<cubecl::wgpu::WgpuRuntime, f32, i32, u32>(),
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -291,6 +339,22 @@ mod tests {
         assert!(err.contains("ndarray") && err.contains("f32 only"), "{err}");
         let err = gpu.prepare(BackendKind::Wgpu, DType::BF16).unwrap_err().to_string();
         assert!(err.contains("wgpu") && err.contains("bf16") && err.contains("f16"), "{err}");
+        let kernels = GpuArgs { matmul_kernel: Some("auto".into()), ..GpuArgs::default() };
+        let err = kernels.prepare(BackendKind::Ndarray, DType::F32).unwrap_err().to_string();
+        assert!(err.contains("--matmul-kernel") && err.contains("ndarray"), "{err}");
+    }
+
+    /// `--matmul-kernel` over `LORTA_MATMUL_KERNEL`; `auto` only on CUDA; bad names name the flag.
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn matmul_kernel_choice_by_backend_and_flag() {
+        use lorta_core::cube_matmul::{Kernel, KernelChoice};
+        let flag = |spec: &str| GpuArgs { matmul_kernel: Some(spec.into()), ..GpuArgs::default() };
+        assert_eq!(flag("auto").matmul_kernels(BackendKind::Wgpu).unwrap(), KernelChoice::Default);
+        assert_eq!(flag("auto").matmul_kernels(BackendKind::Cuda).unwrap(), KernelChoice::Auto);
+        assert_eq!(flag("simple_unit").matmul_kernels(BackendKind::Wgpu).unwrap(), KernelChoice::List(vec![Kernel::SimpleUnit]));
+        let err = flag("fast").matmul_kernels(BackendKind::Cuda).unwrap_err().to_string();
+        assert!(err.contains("--matmul-kernel") && err.contains("fast"), "{err}");
     }
 
     /// The split f32 product is for f32 runs on CUDA without `--tf32`, nothing else.

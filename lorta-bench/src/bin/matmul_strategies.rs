@@ -4,7 +4,10 @@
 //! Decides whether routing the products to another kernel is worth it; prints a table and JSON.
 //!
 //! `cargo build --release -p lorta-bench --features cuda --bin matmul-strategies`
-//! `matmul-strategies [--shapes 128x4096x4096,...] [--dtypes bf16,f32] [--iters 20] [--json FILE]`
+//! `matmul-strategies [--shapes [BATCHx]MxKxN[t],...] [--dtypes bf16,f32] [--iters 20]
+//!  [--strategies a,b] [--check] [--json FILE]` (suffix `t`: the right side is read as the
+//! transpose of a stored `[n, k]`, a column-major view as in backward; `--check`: error of every
+//! kernel against the exact product of the rounded operands)
 
 use burn::tensor::{DType, Distribution, Tensor};
 use burn_cubecl::{CubeBackend, cubecl::cuda::CudaRuntime, tensor::CubeTensor};
@@ -23,6 +26,8 @@ type B = CubeBackend<CudaRuntime, f32, i32, u8>;
 /// stored `[n, k]` (the backward product through a frozen weight).
 #[derive(Clone, Copy)]
 struct Shape {
+    /// Batch of independent products (1: a plain 2-D product).
+    batch: usize,
     m: usize,
     k: usize,
     n: usize,
@@ -81,29 +86,72 @@ fn parse_shapes(text: &str) -> Result<Vec<Shape>, String> {
             let dims: Vec<usize> =
                 dims.split('x').map(|d| d.parse::<usize>()).collect::<Result<_, _>>().map_err(|e| format!("shape `{item}`: {e}"))?;
             match dims[..] {
-                [m, k, n] => Ok(Shape { m, k, n, rhs_transposed }),
-                _ => Err(format!("shape `{item}`: expected MxKxN (suffix t: right side transposed)")),
+                [m, k, n] => Ok(Shape { batch: 1, m, k, n, rhs_transposed }),
+                [batch, m, k, n] => Ok(Shape { batch, m, k, n, rhs_transposed }),
+                _ => Err(format!("shape `{item}`: expected [BATCHx]MxKxN (suffix t: right side read transposed)")),
             }
         })
         .collect()
 }
 
-fn cube(tensor: Tensor<B, 2>, dtype: DType) -> CubeTensor<CudaRuntime> {
-    tensor.cast(dtype).into_primitive().tensor()
+/// `[m, k]·[k, n]` per batch entry in f64 on the host, from the operands' (rounded) values;
+/// `rhs` is stored `[n, k]` when `transposed`.
+fn host_product(shape: Shape, lhs: &[f32], rhs: &[f32]) -> Vec<f32> {
+    let (m, k, n) = (shape.m, shape.k, shape.n);
+    let mut out = vec![0f32; shape.batch * m * n];
+    let mut row = vec![0f64; n];
+    for b in 0..shape.batch {
+        let (l, r) = (&lhs[b * m * k..(b + 1) * m * k], &rhs[b * k * n..(b + 1) * k * n]);
+        for i in 0..m {
+            row.iter_mut().for_each(|v| *v = 0.0);
+            for p in 0..k {
+                let a = l[i * k + p] as f64;
+                if shape.rhs_transposed {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v += a * r[j * k + p] as f64;
+                    }
+                } else {
+                    for (v, w) in row.iter_mut().zip(&r[p * n..(p + 1) * n]) {
+                        *v += a * *w as f64;
+                    }
+                }
+            }
+            for (o, v) in out[(b * m + i) * n..(b * m + i + 1) * n].iter_mut().zip(&row) {
+                *o = *v as f32;
+            }
+        }
+    }
+    out
+}
+
+fn host(t: Tensor<B, 3>) -> Vec<f32> {
+    t.cast(DType::F32).into_data().to_vec::<f32>().expect("f32 values")
 }
 
 /// Median milliseconds of `iters` launches (each synchronised), and the first launch's time
 /// (kernel compilation included), or the launch error.
-fn time_strategy(strategy: &Strategy, shape: Shape, dtype: DType, iters: usize) -> Result<(f64, f64), String> {
+/// `exact`: the host product of the (seeded, so identical) operands, computed on the first call
+/// of a shape when checking and reused by the other kernels.
+fn time_strategy(
+    strategy: &Strategy,
+    shape: Shape,
+    dtype: DType,
+    iters: usize,
+    exact: Option<&mut Option<Vec<f32>>>,
+) -> Result<(f64, f64, Vec<f32>, Option<f32>), String> {
     let device = Default::default();
-    let lhs = cube(Tensor::<B, 2>::random([shape.m, shape.k], Distribution::Normal(0.0, 1.0), &device), dtype);
-    let rhs_tensor = if shape.rhs_transposed {
-        Tensor::<B, 2>::random([shape.n, shape.k], Distribution::Normal(0.0, 1.0), &device).transpose()
-    } else {
-        Tensor::<B, 2>::random([shape.k, shape.n], Distribution::Normal(0.0, 1.0), &device)
-    };
-    let rhs = cube(rhs_tensor, dtype);
-    let out = cube(Tensor::<B, 2>::zeros([shape.m, shape.n], &device), dtype);
+    // same seed for every strategy: identical operands, comparable outputs
+    <B as burn::tensor::backend::Backend>::seed(&device, 7);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let lhs_t = Tensor::<B, 3>::random([shape.batch, shape.m, shape.k], normal, &device).cast(dtype);
+    // the transpose is taken after the cast: the kernel reads a column-major view, as in backward
+    let rhs_stored = if shape.rhs_transposed { [shape.batch, shape.n, shape.k] } else { [shape.batch, shape.k, shape.n] };
+    let rhs_t = Tensor::<B, 3>::random(rhs_stored, normal, &device).cast(dtype);
+    let rhs_view = if shape.rhs_transposed { rhs_t.clone().swap_dims(1, 2) } else { rhs_t.clone() };
+    let (lhs, rhs): (CubeTensor<CudaRuntime>, CubeTensor<CudaRuntime>) =
+        (lhs_t.clone().into_primitive().tensor(), rhs_view.into_primitive().tensor());
+    let out_tensor = Tensor::<B, 3>::zeros([shape.batch, shape.m, shape.n], &device).cast(dtype);
+    let out: CubeTensor<CudaRuntime> = out_tensor.clone().into_primitive().tensor();
     let client = out.client.clone();
     let sync = || burn_cubecl::cubecl::future::block_on(client.sync()).map_err(|e| format!("{e:?}"));
     let launch = || {
@@ -135,7 +183,14 @@ fn time_strategy(strategy: &Strategy, shape: Shape, dtype: DType, iters: usize) 
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], first_ms))
+    let values = host(out_tensor);
+    // error against the exact product of the rounded operands, relative to its largest entry
+    let error = exact.map(|exact| {
+        let exact = exact.get_or_insert_with(|| host_product(shape, &host(lhs_t), &host(rhs_t)));
+        let scale = exact.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+        values.iter().zip(exact.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+    });
+    Ok((times[times.len() / 2], first_ms, values, error))
 }
 
 fn main() {
@@ -166,15 +221,20 @@ fn main() {
         })
         .collect();
     let iters: usize = flag("--iters").map(|s| s.parse().expect("--iters: a number")).unwrap_or(20);
+    // exact host product (f64) per shape: slow for large shapes (seconds per GFLOP)
+    let check = args.iter().any(|a| a == "--check");
     let only: Option<Vec<String>> = flag("--strategies").map(|s| s.split(',').map(String::from).collect());
 
     let mut rows = Vec::new();
-    println!("| shape | dtype | strategy | median ms | TFLOP/s | first launch ms | vs auto |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| shape | dtype | strategy | median ms | TFLOP/s | first launch ms | vs auto | max rel. diff to auto | max rel. error to exact |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &dtype in &dtypes {
         for &shape in &shapes {
-            let label = format!("{}x{}x{}{}", shape.m, shape.k, shape.n, if shape.rhs_transposed { "t" } else { "" });
+            let batch = if shape.batch > 1 { format!("{}x", shape.batch) } else { String::new() };
+            let label = format!("{batch}{}x{}x{}{}", shape.m, shape.k, shape.n, if shape.rhs_transposed { "t" } else { "" });
             let mut auto_ms = None;
+            let mut auto_values: Option<Vec<f32>> = None;
+            let mut exact: Option<Vec<f32>> = None;
             let mut best: Option<(&str, f64)> = None;
             for (name, strategy) in strategies() {
                 if let Some(only) = &only {
@@ -182,16 +242,19 @@ fn main() {
                         continue;
                     }
                 }
-                match time_strategy(&strategy, shape, dtype, iters) {
-                    Ok((ms, first_ms)) => {
-                        let tflops = 2.0 * (shape.m * shape.k * shape.n) as f64 / (ms * 1e-3) / 1e12;
+                match time_strategy(&strategy, shape, dtype, iters, check.then_some(&mut exact)) {
+                    Ok((ms, first_ms, values, error)) => {
+                        let tflops = 2.0 * (shape.batch * shape.m * shape.k * shape.n) as f64 / (ms * 1e-3) / 1e12;
                         let auto = *auto_ms.get_or_insert(ms);
-                        println!("| {label} | {dtype:?} | {name} | {ms:.4} | {tflops:.1} | {first_ms:.0} | {:.2}x |", ms / auto);
+                        let reference = auto_values.get_or_insert_with(|| values.clone());
+                        let scale = reference.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+                        let diff = values.iter().zip(reference.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+                        println!("| {label} | {dtype:?} | {name} | {ms:.4} | {tflops:.1} | {first_ms:.0} | {:.2}x | {diff:.1e} | {} |", ms / auto, error.map_or("-".into(), |e| format!("{e:.1e}")));
                         if best.is_none_or(|(_, b)| ms < b) {
                             best = Some((name, ms));
                         }
                         rows.push(serde_json::json!({"shape": label, "dtype": format!("{dtype:?}"), "strategy": name,
-                            "median_ms": ms, "tflops": tflops, "first_launch_ms": first_ms}));
+                            "median_ms": ms, "tflops": tflops, "first_launch_ms": first_ms, "max_rel_diff_to_auto": diff, "max_rel_error_to_exact": error}));
                     }
                     Err(error) => {
                         let short: String = error.chars().take(80).collect();

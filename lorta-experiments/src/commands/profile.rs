@@ -44,14 +44,8 @@ pub struct Args {
     /// Write profile.json, profile.csv and profile.md here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Keep compiled kernels (and autotune results) in this folder, so the next run on the same
-    /// GPU skips the first-step compilation. Default: $LORTA_KERNEL_CACHE, else
-    /// $XDG_CACHE_HOME/lorta/kernels, else ~/.cache/lorta/kernels.
-    #[arg(long)]
-    pub kernel_cache: Option<PathBuf>,
-    /// CUDA: single TF32 products for f32 matmuls (see `train --help`).
-    #[arg(long)]
-    pub tf32: bool,
+    #[command(flatten)]
+    pub gpu: crate::backend::GpuArgs,
 }
 
 /// The dtype `profile` uses without `--dtype`: what the backend computes in natively.
@@ -136,7 +130,7 @@ pub fn run(args: Args) -> Result<()> {
         backend: args.backend.name().to_string(),
     };
     let kind = args.backend;
-    crate::backend::GpuArgs { kernel_cache: args.kernel_cache.clone(), tf32: args.tf32 }.prepare(kind, dtype)?;
+    args.gpu.prepare(kind, dtype)?;
     let json = args.json;
     let rows = with_backend!(kind, |B, device| profile::run::<B>(&spec, &device, &|| memory_usage(kind), |row| {
         if json {

@@ -1,0 +1,461 @@
+//! Matrix products on CubeCL backends through a matmul kernel chosen for the shape, instead of
+//! the one burn-cubecl 0.21 launches without autotuning (CubeCL's simple cyclic CMMA kernel).
+//!
+//! Measured on an H200 (`lorta-bench`'s `matmul-strategies`, bf16,
+//! lorta-experiments/measurements/h200-2026-11-30-s10): the default kernel takes 2–5× the time
+//! of CubeCL's specialized (warp-specialised, TMA-loaded, PTX `mma`) kernel on every product of
+//! our training steps, e.g. 128×4096×11008 0.65 vs 0.14 ms, 4096×768×768 0.39 vs 0.08 ms, with
+//! the same output bits. Where that pays in a training step, see [`AUTO_ROWS`].
+//! Autotuning finds those kernels too but compiles ~20 candidates per shape (a 5–6 minute first
+//! step on LLaMA-2-7B); here a short fixed list is tried in order and the first one that accepts
+//! the problem runs (no benchmarking, one compilation per shape).
+//!
+//! Wiring: [`register`] puts [`CubeMatmul::matmul`] of a runtime's backend types (plain,
+//! fusion, and both under autodiff) into [`crate::shapes`]'s kernel table, so every product of
+//! the models and adapters takes it. Under autodiff the backward products take it too. Fusion
+//! sees the product as one custom operation (nothing fuses into it).
+//!
+//! Which kernels: [`set_kernels`] or `LORTA_MATMUL_KERNEL` (read once): `default` (burn's own
+//! selection), `auto` (the list below, bf16/f16 products only: f32 products keep burn's kernel,
+//! whose precision the f32 split of [`crate::matmul`] is built around), or a comma list of kernel
+//! names tried in order on products of any dtype (for measurements and tests).
+use crate::shapes::{register_matmul_kernel, MatmulKernel};
+use burn::tensor::{ops::{FloatTensor, FloatTensorOps}, DType, Shape, TensorMetadata};
+use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{binary, Backward, Ops, OpsKind};
+use burn_autodiff::{Autodiff, NodeId};
+use burn_cubecl::fusion::FusionCubeRuntime;
+use burn_cubecl::kernel::matmul::init_matmul_output;
+use burn_cubecl::{tensor::CubeTensor, BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::{client::GlobalFusionClient, Fusion, FusionTensor};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
+use cubek::matmul::components::tile::TileMatmulKind;
+use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
+use cubek::matmul::launch::Strategy;
+use cubek::matmul::routines::{double_buffering::DoubleBufferingArgs, simple::SimpleArgs, BlueprintStrategy};
+use cubek::std::InputBinding;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Mutex, OnceLock, RwLock};
+
+/// A kernel the products may take, by the name `matmul-strategies` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Warp-specialised, TMA loads (Hopper and later): best or within 10 % of best on 11 of the
+    /// 12 products surveyed.
+    SpecializedTmaMma,
+    /// The same without TMA (any tensor-core GPU).
+    SpecializedCyclicMma,
+    DoubleCyclicMma,
+    SimpleCyclicMma,
+    /// One product per unit, no tensor cores: runs everywhere (tests on lavapipe).
+    SimpleUnit,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 5] =
+        [Kernel::SpecializedTmaMma, Kernel::SpecializedCyclicMma, Kernel::DoubleCyclicMma, Kernel::SimpleCyclicMma, Kernel::SimpleUnit];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::SpecializedTmaMma => "specialized_tma_mma",
+            Kernel::SpecializedCyclicMma => "specialized_cyclic_mma",
+            Kernel::DoubleCyclicMma => "double_cyclic_mma",
+            Kernel::SimpleCyclicMma => "simple_cyclic_mma",
+            Kernel::SimpleUnit => "simple_unit",
+        }
+    }
+
+    fn strategy(self) -> Strategy {
+        match self {
+            Kernel::SpecializedTmaMma => Strategy::SpecializedTmaMma(BlueprintStrategy::Inferred(().into())),
+            Kernel::SpecializedCyclicMma => Strategy::SpecializedCyclicMma(BlueprintStrategy::Inferred(().into())),
+            Kernel::DoubleCyclicMma => {
+                Strategy::DoubleCyclicMma(BlueprintStrategy::Inferred(DoubleBufferingArgs { specialized: false, tile_matmul: TileMatmulKind::Mma }))
+            }
+            Kernel::SimpleCyclicMma => {
+                Strategy::SimpleCyclicMma(BlueprintStrategy::Inferred(SimpleArgs { multi_rows: false, tile_matmul: TileMatmulKind::Mma }))
+            }
+            Kernel::SimpleUnit => Strategy::SimpleUnit(BlueprintStrategy::Inferred(Default::default())),
+        }
+    }
+
+    /// TMA reads whole tiles through a tensor map: row strides must be 16-byte multiples.
+    fn needs_tma(self) -> bool {
+        self == Kernel::SpecializedTmaMma
+    }
+}
+
+/// Which kernels the products try, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// burn's own selection (no routing).
+    Default,
+    /// [`AUTO`] on rank-2 bf16/f16 products with [`AUTO_ROWS`] rows, burn's own on the others.
+    Auto,
+    /// These kernels in order, any dtype; burn's own when none accepts the problem.
+    List(Vec<Kernel>),
+}
+
+/// The list `auto` tries (H200 survey: the specialized kernels, then double buffering for GPUs
+/// without TMA) ...
+pub const AUTO: [Kernel; 3] = [Kernel::SpecializedTmaMma, Kernel::SpecializedCyclicMma, Kernel::DoubleCyclicMma];
+/// ... on rank-2 products with this many rows (tokens): the few-row products where burn's
+/// default kernel is weakest. Measured on an H200 (measurements/h200-2026-11-30-s10), routed vs
+/// burn's own in one call: LLaMA-2-7B bf16 at 128 tokens LoRA r4 232.0 vs 301.0 ms per step,
+/// LoRTA r4 189.7 vs 268.5 (PEFT LoRA r4 191.8). With 4,096 rows (GLUE batches) the kernels alone
+/// are 2–4× faster too, but the training steps got slower (MiniLM bf16 23.9 vs 16.3 ms, RoBERTa
+/// 59.0 vs 54.3): the routed product is a fusion barrier, and burn fuses the bias adds and casts
+/// around its own matmul. Batched products (attention) keep burn's kernel: routed too, MiniLM's
+/// bf16 training went NaN at step 3 (the kernels were never checked on permuted batch strides).
+/// (Those slower steps were measured with every product, routed or not, a fusion barrier, a flaw
+/// fixed since ([`may_route`]); `LORTA_MATMUL_AUTO_MAX_ROWS` moves the upper end for the
+/// re-measurement.)
+pub const AUTO_ROWS: std::ops::RangeInclusive<usize> = 128..=1024;
+
+impl KernelChoice {
+    /// `default`, `auto` or a comma list of kernel names.
+    pub fn parse(spec: &str) -> Result<KernelChoice, String> {
+        match spec.trim() {
+            "default" | "none" => Ok(KernelChoice::Default),
+            "" | "auto" => Ok(KernelChoice::Auto),
+            list => list
+                .split(',')
+                .map(|name| {
+                    Kernel::ALL.into_iter().find(|k| k.name() == name.trim()).ok_or_else(|| {
+                        let names: Vec<_> = Kernel::ALL.iter().map(|k| k.name()).collect();
+                        format!("unknown matmul kernel `{}` (default, auto, or a comma list of: {})", name.trim(), names.join(", "))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(KernelChoice::List),
+        }
+    }
+}
+
+fn choice_cell() -> &'static RwLock<Option<KernelChoice>> {
+    static CHOICE: RwLock<Option<KernelChoice>> = RwLock::new(None);
+    &CHOICE
+}
+
+/// Sets the kernels for the whole process (overrides `LORTA_MATMUL_KERNEL`).
+pub fn set_kernels(choice: KernelChoice) {
+    *choice_cell().write().unwrap_or_else(|e| e.into_inner()) = Some(choice);
+    decisions().lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// The active choice: [`set_kernels`]'s, else `LORTA_MATMUL_KERNEL`'s, else `auto`. An invalid
+/// variable is reported once on stderr and means `default` (a measurement must not silently
+/// run another kernel than asked for, nor stop a long run).
+pub fn kernels() -> KernelChoice {
+    if let Some(c) = choice_cell().read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return c;
+    }
+    static FROM_ENV: OnceLock<KernelChoice> = OnceLock::new();
+    FROM_ENV
+        .get_or_init(|| match std::env::var("LORTA_MATMUL_KERNEL") {
+            Ok(spec) => KernelChoice::parse(&spec).unwrap_or_else(|e| {
+                eprintln!("warning: LORTA_MATMUL_KERNEL: {e}; using burn's default kernels");
+                KernelChoice::Default
+            }),
+            Err(_) => KernelChoice::Auto,
+        })
+        .clone()
+}
+
+/// Which listed kernel accepted a problem (by dtype, dims and layout), so later products of the
+/// same problem skip the ones that refused; `None`: none did.
+type DecisionKey = (DType, Vec<usize>, Vec<usize>, bool, bool);
+
+fn decisions() -> &'static Mutex<HashMap<DecisionKey, Option<Kernel>>> {
+    static DECISIONS: OnceLock<Mutex<HashMap<DecisionKey, Option<Kernel>>>> = OnceLock::new();
+    DECISIONS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Every problem routed so far: dtype, operand shapes and the kernel that took it (`None`:
+/// burn's own), for run reports and tests.
+pub fn kernel_decisions() -> Vec<(DType, Vec<usize>, Vec<usize>, Option<Kernel>)> {
+    let all = decisions().lock().unwrap_or_else(|e| e.into_inner());
+    let mut out: Vec<_> = all.iter().map(|((dtype, l, r, _, _), k)| (*dtype, l.clone(), r.clone(), *k)).collect();
+    out.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+    out
+}
+
+/// Row-major (`false`) or column-major (`true`, a transposed view) last two dims; `None` for
+/// other layouts (left to burn's kernel, which copies them).
+fn matrix_layout(shape: &[usize], strides: &[usize]) -> Option<bool> {
+    let d = shape.len();
+    let (rows, cols) = (shape[d - 2], shape[d - 1]);
+    if strides[d - 1] == 1 && (rows == 1 || strides[d - 2] >= cols) {
+        Some(false)
+    } else if strides[d - 2] == 1 && (cols == 1 || strides[d - 1] >= rows) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// The output shape of `lhs·rhs` (batch dims broadcast), or `None` for mismatched operands
+/// (burn's own product then reports them).
+fn output_shape(lhs: &[usize], rhs: &[usize]) -> Option<Vec<usize>> {
+    let d = lhs.len();
+    if d < 2 || rhs.len() != d || lhs[d - 1] != rhs[d - 2] {
+        return None;
+    }
+    let mut out = Vec::with_capacity(d);
+    for i in 0..d - 2 {
+        match (lhs[i], rhs[i]) {
+            (a, b) if a == b => out.push(a),
+            (1, b) => out.push(b),
+            (a, 1) => out.push(a),
+            _ => return None,
+        }
+    }
+    out.extend([lhs[d - 2], rhs[d - 1]]);
+    Some(out)
+}
+
+/// Whether `auto` routes a product with this dtype and left operand shape.
+fn auto_routes(dtype: DType, lhs_shape: &[usize]) -> bool {
+    matches!(dtype, DType::BF16 | DType::F16) && lhs_shape.len() == 2 && (*AUTO_ROWS.start()..=auto_max_rows()).contains(&lhs_shape[0])
+}
+
+/// `LORTA_MATMUL_AUTO_MAX_ROWS` lowers or raises [`AUTO_ROWS`]' upper end (read once; for
+/// measurements of where routing starts to lose).
+fn auto_max_rows() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| match std::env::var("LORTA_MATMUL_AUTO_MAX_ROWS") {
+        Err(_) => *AUTO_ROWS.end(),
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+            eprintln!("warning: LORTA_MATMUL_AUTO_MAX_ROWS=`{v}` is not a row count; using {}", AUTO_ROWS.end());
+            *AUTO_ROWS.end()
+        }),
+    })
+}
+
+/// Whether the active choice may route a product of this dtype and left shape. Decided from
+/// dtype and shape alone, before fusion and autodiff see the product: a product that will not
+/// be routed keeps their own path (burn's fused matmul and backward) instead of becoming a
+/// custom operation that fusion cannot see into.
+fn may_route(dtype: DType, lhs_shape: &[usize]) -> bool {
+    match kernels() {
+        KernelChoice::Default => false,
+        KernelChoice::Auto => auto_routes(dtype, lhs_shape),
+        KernelChoice::List(_) => true,
+    }
+}
+
+/// Launches the chosen kernel on CubeCL tensors; `None` when no listed kernel takes the problem
+/// (or routing is off for it), and the caller runs burn's own product.
+fn launch<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Option<CubeTensor<R>> {
+    let dtype = lhs.dtype;
+    let list: Vec<Kernel> = match kernels() {
+        KernelChoice::Default => return None,
+        KernelChoice::Auto if auto_routes(dtype, lhs.meta.shape()) => AUTO.to_vec(),
+        KernelChoice::Auto => return None,
+        KernelChoice::List(list) => list,
+    };
+    if rhs.dtype != dtype || lhs.qparams.is_some() || rhs.qparams.is_some() {
+        return None;
+    }
+    let (lshape, rshape) = (lhs.meta.shape().to_vec(), rhs.meta.shape().to_vec());
+    output_shape(&lshape, &rshape)?;
+    let (lstrides, rstrides) = (lhs.meta.strides().to_vec(), rhs.meta.strides().to_vec());
+    let (l_col, r_col) = (matrix_layout(&lshape, &lstrides)?, matrix_layout(&rshape, &rstrides)?);
+    let key = (dtype, lshape.clone(), rshape.clone(), l_col, r_col);
+    let known = decisions().lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
+    let candidates: Vec<Kernel> = match known {
+        Some(Some(k)) => vec![k],
+        Some(None) => return None,
+        None => list,
+    };
+    let elem_bytes = dtype.size();
+    let batched = lshape.len() > 2;
+    let broadcast = lshape[..lshape.len() - 2] != rshape[..rshape.len() - 2];
+    // TMA: every non-unit stride a 16-byte multiple, no offset into the buffer, same batch dims
+    let tma_ok = |t: &CubeTensor<R>| {
+        t.handle.offset_start.unwrap_or(0) == 0 && t.meta.strides().iter().all(|&s| s == 1 || (s * elem_bytes) % 16 == 0)
+    };
+    let tma_allowed = !broadcast && !batched && tma_ok(lhs) && tma_ok(rhs);
+    for kernel in candidates {
+        if kernel.needs_tma() && !tma_allowed {
+            continue;
+        }
+        let out = init_matmul_output(lhs, rhs, dtype);
+        let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems { lhs: dtype.into(), rhs: dtype.into(), out: dtype.into() });
+        let launched = cubek::matmul::launch::launch_ref(
+            &kernel.strategy(),
+            &out.client,
+            InputBinding::new(lhs.clone().binding(), dtype.into()),
+            InputBinding::new(rhs.clone().binding(), dtype.into()),
+            out.clone().binding(),
+            &mut dtypes,
+        );
+        if launched.is_ok() {
+            decisions().lock().unwrap_or_else(|e| e.into_inner()).insert(key, Some(kernel));
+            return Some(out);
+        }
+    }
+    decisions().lock().unwrap_or_else(|e| e.into_inner()).insert(key, None);
+    None
+}
+
+/// A backend whose products can take the chosen kernel.
+pub trait CubeMatmul: burn::tensor::backend::Backend {
+    /// `lhs·rhs` (batch dims broadcast) through the chosen kernel, else the backend's own.
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CubeMatmul for CubeBackend<R, F, I, BT> {
+    fn matmul(lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> CubeTensor<R> {
+        match launch(&lhs, &rhs) {
+            Some(out) => out,
+            None => <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs),
+        }
+    }
+}
+
+/// The product as one custom fusion operation; it runs [`CubeMatmul::matmul`] of the fused backend.
+#[derive(Debug)]
+struct FusedMatmul<B> {
+    desc: CustomOpIr,
+    _backend: PhantomData<B>,
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime<R>> for FusedMatmul<CubeBackend<R, F, I, BT>> {
+    fn execute(&self, handles: &mut HandleContainer<<FusionCubeRuntime<R> as burn_fusion::FusionRuntime>::FusionHandle>) {
+        let ([lhs, rhs], [out]) = self.desc.as_fixed();
+        let lhs = handles.get_float_tensor::<CubeBackend<R, F, I, BT>>(lhs);
+        let rhs = handles.get_float_tensor::<CubeBackend<R, F, I, BT>>(rhs);
+        let result = <CubeBackend<R, F, I, BT> as CubeMatmul>::matmul(lhs, rhs);
+        handles.register_float_tensor::<CubeBackend<R, F, I, BT>>(&out.id, result);
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CubeMatmul for Fusion<CubeBackend<R, F, I, BT>> {
+    fn matmul(lhs: FusionTensor<FusionCubeRuntime<R>>, rhs: FusionTensor<FusionCubeRuntime<R>>) -> FusionTensor<FusionCubeRuntime<R>> {
+        let shape = output_shape(&lhs.shape, &rhs.shape).filter(|_| may_route(lhs.dtype, &lhs.shape));
+        let Some(shape) = shape else {
+            return <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs);
+        };
+        let client: GlobalFusionClient<FusionCubeRuntime<R>> = lhs.client.clone();
+        let streams = OperationStreams::with_inputs([&lhs, &rhs]);
+        let out = TensorIr::uninit(client.create_empty_handle(), Shape::from(shape), lhs.dtype);
+        let desc = CustomOpIr::new("lorta_matmul", &[lhs.into_ir(), rhs.into_ir()], &[out]);
+        client
+            .register(streams, OperationIr::Custom(desc.clone()), FusedMatmul::<CubeBackend<R, F, I, BT>> { desc, _backend: PhantomData })
+            .output()
+    }
+}
+
+/// Sums `grad` over the batch dims where the operand (of shape `target`) was broadcast.
+fn unbroadcast<B: burn::tensor::backend::Backend>(mut grad: B::FloatTensorPrimitive, target: &[usize]) -> B::FloatTensorPrimitive {
+    let shape = grad.shape().to_vec();
+    for (dim, (&g, &t)) in shape.iter().zip(target).enumerate().take(target.len().saturating_sub(2)) {
+        if t == 1 && g != 1 {
+            grad = B::float_sum_dim(grad, dim);
+        }
+    }
+    grad
+}
+
+fn transpose<B: burn::tensor::backend::Backend>(t: B::FloatTensorPrimitive) -> B::FloatTensorPrimitive {
+    B::float_transpose(t)
+}
+
+#[derive(Debug)]
+struct MatmulBackward;
+
+impl<B: CubeMatmul> Backward<B, 2> for MatmulBackward {
+    /// Checkpointed operands (each kept only when the other one needs a gradient) and shapes.
+    type State = (Option<NodeId>, Option<NodeId>, Vec<usize>, Vec<usize>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let (lhs, rhs, lhs_shape, rhs_shape) = ops.state;
+        let lhs: Option<B::FloatTensorPrimitive> = lhs.map(|id| checkpointer.retrieve_node_output(id));
+        let rhs: Option<B::FloatTensorPrimitive> = rhs.map(|id| checkpointer.retrieve_node_output(id));
+        binary::<B, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            |grad| unbroadcast::<B>(B::matmul(grad, transpose::<B>(rhs.expect("rhs kept for the lhs gradient"))), &lhs_shape),
+            |grad| unbroadcast::<B>(B::matmul(transpose::<B>(lhs.expect("lhs kept for the rhs gradient")), grad), &rhs_shape),
+        );
+    }
+}
+
+impl<B: CubeMatmul, C: CheckpointStrategy> CubeMatmul for Autodiff<B, C> {
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        if !may_route(lhs.primitive.dtype(), &lhs.primitive.shape()) {
+            return <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs);
+        }
+        let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+        let (lhs_shape, rhs_shape) = (lhs.primitive.shape().to_vec(), rhs.primitive.shape().to_vec());
+        match MatmulBackward.prepare::<C>([lhs.node.clone(), rhs.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
+                let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));
+                prep.finish((lhs_state, rhs_state, lhs_shape, rhs_shape), B::matmul(lhs.primitive, rhs.primitive))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::matmul(lhs.primitive, rhs.primitive)),
+        }
+    }
+}
+
+/// Routes the products of runtime `R`'s backend types (plain and fused, each also under autodiff
+/// without checkpointing) through the chosen kernels.
+pub fn register<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>() {
+    fn add<B: CubeMatmul>() {
+        register_matmul_kernel::<B>(<B as CubeMatmul>::matmul as MatmulKernel<B>);
+    }
+    add::<CubeBackend<R, F, I, BT>>();
+    add::<Fusion<CubeBackend<R, F, I, BT>>>();
+    add::<Autodiff<CubeBackend<R, F, I, BT>>>();
+    add::<Autodiff<Fusion<CubeBackend<R, F, I, BT>>>>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_choice_parses_names_and_rejects_unknown_ones() {
+        assert_eq!(KernelChoice::parse("default"), Ok(KernelChoice::Default));
+        assert_eq!(KernelChoice::parse("auto"), Ok(KernelChoice::Auto));
+        assert_eq!(
+            KernelChoice::parse("specialized_tma_mma, simple_unit"),
+            Ok(KernelChoice::List(vec![Kernel::SpecializedTmaMma, Kernel::SimpleUnit]))
+        );
+        let err = KernelChoice::parse("specialised_tma").unwrap_err();
+        assert!(err.contains("specialised_tma") && err.contains("simple_unit"), "{err}");
+    }
+
+    #[test]
+    fn auto_routes_few_row_half_precision_products_only() {
+        // LLaMA at 128 tokens: routed; GLUE batches (32 × 128 rows), f32, attention: burn's own
+        assert!(auto_routes(DType::BF16, &[128, 4096]));
+        assert!(auto_routes(DType::F16, &[1024, 4096]));
+        assert!(!auto_routes(DType::BF16, &[4096, 768]));
+        assert!(!auto_routes(DType::BF16, &[32, 384]));
+        assert!(!auto_routes(DType::F32, &[128, 4096]));
+        assert!(!auto_routes(DType::BF16, &[1, 32, 128, 128]));
+    }
+
+    #[test]
+    fn output_shapes_broadcast_batch_dims_and_reject_mismatches() {
+        assert_eq!(output_shape(&[128, 64], &[64, 32]), Some(vec![128, 32]));
+        assert_eq!(output_shape(&[4, 128, 64], &[1, 64, 32]), Some(vec![4, 128, 32]));
+        assert_eq!(output_shape(&[128, 64], &[65, 32]), None);
+        assert_eq!(output_shape(&[3, 8, 4], &[2, 4, 8]), None);
+    }
+
+    #[test]
+    fn layouts_are_row_or_column_major_views() {
+        assert_eq!(matrix_layout(&[8, 4], &[4, 1]), Some(false));
+        assert_eq!(matrix_layout(&[8, 4], &[1, 8]), Some(true));
+        assert_eq!(matrix_layout(&[2, 8, 4], &[32, 4, 1]), Some(false));
+        assert_eq!(matrix_layout(&[8, 4], &[8, 2]), None);
+    }
+}

@@ -1,0 +1,79 @@
+//! Products routed through a chosen CubeCL kernel (`cube_matmul`) give the values and gradients
+//! of burn's own product, on wgpu (lavapipe in CI, where only the unit kernel runs; the same
+//! plumbing — fusion custom operation, autodiff backward with broadcast batch dims, transposed
+//! operands — carries the tensor-core kernels on CUDA).
+//! `cargo test -p lorta-core --features test-wgpu --test wgpu_cube_matmul`
+#![cfg(feature = "test-wgpu")]
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn_autodiff::Autodiff;
+use burn_wgpu::WgpuRuntime;
+use lorta_core::cube_matmul::{self, Kernel, KernelChoice};
+use lorta_core::shapes::{product, unregister_matmul_kernel};
+
+type Wg = burn_wgpu::Wgpu<f32, i32>;
+type Ad = Autodiff<Wg>;
+
+fn tensor<B: Backend, const D: usize>(dims: [usize; D], salt: usize) -> Tensor<B, D> {
+    let n: usize = dims.iter().product();
+    let v: Vec<f32> = (0..n).map(|i| (((i + salt) * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    Tensor::from_data(TensorData::new(v, dims), &Default::default())
+}
+
+fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().unwrap()
+}
+
+fn close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+    assert!(err < 1e-5, "{what}: routed vs burn's product, relative error {err:e}");
+}
+
+/// `y = a·b` (b optionally read transposed from `[.., n, k]`), loss `Σ y ⊙ w`: values and both gradients.
+fn run<const D: usize>(a_dims: [usize; D], b_dims: [usize; D], transpose_b: bool) -> [Vec<f32>; 3] {
+    let a = tensor::<Ad, D>(a_dims, 1).require_grad();
+    let b = tensor::<Ad, D>(b_dims, 7).require_grad();
+    let b_used = if transpose_b { b.clone().swap_dims(D - 2, D - 1) } else { b.clone() };
+    let y = product(a.clone(), b_used);
+    let w = tensor::<Ad, D>(y.dims(), 3);
+    let grads = (y.clone() * w).sum().backward();
+    [host(y), host(a.grad(&grads).unwrap()), host(b.grad(&grads).unwrap())]
+}
+
+#[test]
+fn routed_products_match_burns_in_values_and_gradients() {
+    let cases: Vec<(&str, Box<dyn Fn() -> [Vec<f32>; 3]>)> = vec![
+        ("[6,5]·[5,7]", Box::new(|| run([6, 5], [5, 7], false))),
+        ("[6,5]·[7,5]ᵀ", Box::new(|| run([6, 5], [7, 5], true))),
+        ("[3,6,5]·[1,5,7] (broadcast)", Box::new(|| run([3, 6, 5], [1, 5, 7], false))),
+        ("[2,3,6,5]·[2,3,5,4]", Box::new(|| run([2, 3, 6, 5], [2, 3, 5, 4], false))),
+    ];
+    let plain: Vec<_> = cases.iter().map(|(_, f)| f()).collect();
+    assert!(cube_matmul::kernel_decisions().is_empty(), "nothing routed before registration");
+
+    cube_matmul::set_kernels(KernelChoice::List(vec![Kernel::SimpleUnit]));
+    cube_matmul::register::<WgpuRuntime, f32, i32, u32>();
+    for ((what, f), reference) in cases.iter().zip(&plain) {
+        let routed = f();
+        for (part, (r, p)) in ["value", "lhs gradient", "rhs gradient"].iter().zip(routed.iter().zip(reference)) {
+            close(r, p, &format!("{what} {part}"));
+        }
+    }
+    let decisions = cube_matmul::kernel_decisions();
+    // the forward problems and the backward ones (grad·bᵀ, aᵀ·grad), identical problems counted once
+    for lhs in [vec![6, 5], vec![3, 6, 5], vec![2, 3, 6, 5], vec![6, 7], vec![3, 5, 6], vec![2, 3, 6, 4]] {
+        assert!(decisions.iter().any(|d| d.1 == lhs), "no routed product with lhs {lhs:?}: {decisions:?}");
+    }
+    assert!(decisions.iter().all(|d| d.3 == Some(Kernel::SimpleUnit)), "every product took the unit kernel: {decisions:?}");
+
+    // `auto` routes no f32 product: they keep burn's own (fused) path, nothing is decided
+    cube_matmul::set_kernels(KernelChoice::Auto);
+    let (what, f) = &cases[0];
+    for (r, p) in f().iter().zip(&plain[0]) {
+        close(r, p, &format!("{what} under auto"));
+    }
+    assert!(cube_matmul::kernel_decisions().is_empty(), "{:?}", cube_matmul::kernel_decisions());
+    unregister_matmul_kernel::<Ad>();
+}
