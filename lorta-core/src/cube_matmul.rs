@@ -165,9 +165,9 @@ pub fn kernels() -> KernelChoice {
         .clone()
 }
 
-/// Which listed kernel accepted a problem (by dtype, dims and layout), so later products of the
-/// same problem skip the ones that refused; `None`: none did.
-type DecisionKey = (DType, Vec<usize>, Vec<usize>, bool, bool);
+/// Which listed kernel accepted a problem (by dtype, dims, layouts and whether TMA may read it),
+/// so later products of the same problem skip the ones that refused; `None`: none did.
+type DecisionKey = (DType, Vec<usize>, Vec<usize>, (bool, bool), bool);
 
 fn decisions() -> &'static Mutex<HashMap<DecisionKey, Option<Kernel>>> {
     static DECISIONS: OnceLock<Mutex<HashMap<DecisionKey, Option<Kernel>>>> = OnceLock::new();
@@ -264,21 +264,19 @@ fn launch<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Option<Cu
     output_shape(&lshape, &rshape)?;
     let (lstrides, rstrides) = (lhs.meta.strides().to_vec(), rhs.meta.strides().to_vec());
     let (l_col, r_col) = (matrix_layout(&lshape, &lstrides)?, matrix_layout(&rshape, &rstrides)?);
-    let key = (dtype, lshape.clone(), rshape.clone(), l_col, r_col);
+    let elem_bytes = dtype.size();
+    // TMA: 2-D, every non-unit stride a 16-byte multiple, no offset into the buffer
+    let tma_ok = |t: &CubeTensor<R>| {
+        t.handle.offset_start.unwrap_or(0) == 0 && t.meta.strides().iter().all(|&s| s == 1 || (s * elem_bytes) % 16 == 0)
+    };
+    let tma_allowed = lshape.len() == 2 && tma_ok(lhs) && tma_ok(rhs);
+    let key = (dtype, lshape, rshape, (l_col, r_col), tma_allowed);
     let known = decisions().lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
     let candidates: Vec<Kernel> = match known {
         Some(Some(k)) => vec![k],
         Some(None) => return None,
         None => list,
     };
-    let elem_bytes = dtype.size();
-    let batched = lshape.len() > 2;
-    let broadcast = lshape[..lshape.len() - 2] != rshape[..rshape.len() - 2];
-    // TMA: every non-unit stride a 16-byte multiple, no offset into the buffer, same batch dims
-    let tma_ok = |t: &CubeTensor<R>| {
-        t.handle.offset_start.unwrap_or(0) == 0 && t.meta.strides().iter().all(|&s| s == 1 || (s * elem_bytes) % 16 == 0)
-    };
-    let tma_allowed = !broadcast && !batched && tma_ok(lhs) && tma_ok(rhs);
     for kernel in candidates {
         if kernel.needs_tma() && !tma_allowed {
             continue;
