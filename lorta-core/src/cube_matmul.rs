@@ -135,6 +135,17 @@ impl KernelChoice {
     }
 }
 
+impl std::fmt::Display for KernelChoice {
+    /// The form [`KernelChoice::parse`] reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelChoice::Default => f.write_str("default"),
+            KernelChoice::Auto => f.write_str("auto"),
+            KernelChoice::List(list) => f.write_str(&list.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
+        }
+    }
+}
+
 fn choice_cell() -> &'static RwLock<Option<KernelChoice>> {
     static CHOICE: RwLock<Option<KernelChoice>> = RwLock::new(None);
     &CHOICE
@@ -426,6 +437,9 @@ mod tests {
             KernelChoice::parse("specialized_tma_mma, simple_unit"),
             Ok(KernelChoice::List(vec![Kernel::SpecializedTmaMma, Kernel::SimpleUnit]))
         );
+        for choice in [KernelChoice::Default, KernelChoice::Auto, KernelChoice::List(vec![Kernel::DoubleCyclicMma, Kernel::SimpleUnit])] {
+            assert_eq!(KernelChoice::parse(&choice.to_string()), Ok(choice));
+        }
         let err = KernelChoice::parse("specialised_tma").unwrap_err();
         assert!(err.contains("specialised_tma") && err.contains("simple_unit"), "{err}");
     }

@@ -188,6 +188,16 @@ impl GpuArgs {
         Ok(if choice == KernelChoice::Auto && kind != BackendKind::Cuda { KernelChoice::Default } else { choice })
     }
 
+    /// The kernel choice as recorded in results: `auto`, `default` or the list; `-` on ndarray.
+    pub fn matmul_kernel_label(&self, kind: BackendKind) -> String {
+        #[cfg(any(feature = "cuda", feature = "wgpu"))]
+        if kind != BackendKind::Ndarray {
+            return self.matmul_kernels(kind).map(|c| c.to_string()).unwrap_or_else(|e| format!("invalid: {e}"));
+        }
+        let _ = kind;
+        "-".to_string()
+    }
+
     /// Registers the chosen matmul kernels for `kind`'s backend types (see `lorta_core::cube_matmul`).
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
     fn route_matmuls(&self, kind: BackendKind) -> Result<()> {

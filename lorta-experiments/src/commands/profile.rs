@@ -128,6 +128,7 @@ pub fn run(args: Args) -> Result<()> {
         steps: args.steps,
         warmup: args.warmup,
         backend: args.backend.name().to_string(),
+        matmul_kernel: args.gpu.matmul_kernel_label(args.backend),
     };
     let kind = args.backend;
     args.gpu.prepare(kind, dtype)?;

@@ -46,6 +46,8 @@ pub struct ProfileRow {
     pub batch: usize,
     pub dtype: String,
     pub backend: String,
+    /// `--matmul-kernel` in effect (`auto`, `default`, a kernel list; `-` on ndarray).
+    pub matmul_kernel: String,
 }
 
 /// What to measure.
@@ -61,6 +63,7 @@ pub struct ProfileSpec {
     pub steps: usize,
     pub warmup: usize,
     pub backend: String,
+    pub matmul_kernel: String,
 }
 
 pub use timing::MemoryReader;
@@ -170,5 +173,6 @@ fn profile_one<B: AutodiffBackend>(
         batch: b,
         dtype: format!("{:?}", spec.dtype),
         backend: spec.backend.clone(),
+        matmul_kernel: spec.matmul_kernel.clone(),
     })
 }
