@@ -370,10 +370,6 @@ fn unbroadcast<B: burn::tensor::backend::Backend>(mut grad: B::FloatTensorPrimit
     grad
 }
 
-fn transpose<B: burn::tensor::backend::Backend>(t: B::FloatTensorPrimitive) -> B::FloatTensorPrimitive {
-    B::float_transpose(t)
-}
-
 #[derive(Debug)]
 struct MatmulBackward;
 
@@ -389,8 +385,8 @@ impl<B: CubeMatmul> Backward<B, 2> for MatmulBackward {
             ops.parents,
             ops.node,
             grads,
-            |grad| unbroadcast::<B>(B::matmul(grad, transpose::<B>(rhs.expect("rhs kept for the lhs gradient"))), &lhs_shape),
-            |grad| unbroadcast::<B>(B::matmul(transpose::<B>(lhs.expect("lhs kept for the rhs gradient")), grad), &rhs_shape),
+            |grad| unbroadcast::<B>(B::matmul(grad, B::float_transpose(rhs.expect("rhs kept for the lhs gradient"))), &lhs_shape),
+            |grad| unbroadcast::<B>(B::matmul(B::float_transpose(lhs.expect("lhs kept for the rhs gradient")), grad), &rhs_shape),
         );
     }
 }

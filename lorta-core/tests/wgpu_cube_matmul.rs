@@ -5,6 +5,9 @@
 //! `cargo test -p lorta-core --features test-wgpu --test wgpu_cube_matmul`
 #![cfg(feature = "test-wgpu")]
 
+mod common;
+use common::{host, max_relative_error};
+
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_wgpu::WgpuRuntime;
@@ -20,14 +23,8 @@ fn tensor<B: Backend, const D: usize>(dims: [usize; D], salt: usize) -> Tensor<B
     Tensor::from_data(TensorData::new(v, dims), &Default::default())
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
-}
-
 fn close(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+    let err = max_relative_error(a, b, what);
     assert!(err < 1e-5, "{what}: routed vs burn's product, relative error {err:e}");
 }
 

@@ -3,6 +3,9 @@
 //! `cargo test -p lorta-core --features test-wgpu --test wgpu_parity`
 #![cfg(feature = "test-wgpu")]
 
+mod common;
+use common::{host, max_relative_error};
+
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use lorta_core::decomp::{CpTensor, TtTensor};
@@ -13,14 +16,8 @@ use lorta_core::{MatrixKind, Method, ModelShape, Site};
 type Nd = burn_ndarray::NdArray<f32>;
 type Wg = burn_wgpu::Wgpu<f32, i32>;
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
-}
-
 fn close(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let err = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+    let err = max_relative_error(a, b, what);
     assert!(err < 1e-4, "{what}: ndarray vs wgpu relative error {err:e}");
 }
 
