@@ -34,7 +34,9 @@ use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorI
 use cubek::matmul::components::tile::TileMatmulKind;
 use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
 use cubek::matmul::launch::Strategy;
-use cubek::matmul::routines::{double_buffering::DoubleBufferingArgs, simple::SimpleArgs, BlueprintStrategy};
+use cubek::matmul::routines::{
+    double_buffering::DoubleBufferingArgs, ordered_double_buffering::OrderedSelectionArgs, simple::SimpleArgs, BlueprintStrategy,
+};
 use cubek::std::InputBinding;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -49,20 +51,30 @@ pub enum Kernel {
     /// The same without TMA (any tensor-core GPU).
     SpecializedCyclicMma,
     DoubleCyclicMma,
+    /// Double buffering with ordered loading, 8 rows of planes, partition k 2: the fastest on
+    /// products whose right side is column-major (a frozen `[out, in]` weight read as `Wᵀ`).
+    OrderedDoubleMma,
     SimpleCyclicMma,
     /// One product per unit, no tensor cores: runs everywhere (tests on lavapipe).
     SimpleUnit,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 5] =
-        [Kernel::SpecializedTmaMma, Kernel::SpecializedCyclicMma, Kernel::DoubleCyclicMma, Kernel::SimpleCyclicMma, Kernel::SimpleUnit];
+    pub const ALL: [Kernel; 6] = [
+        Kernel::SpecializedTmaMma,
+        Kernel::SpecializedCyclicMma,
+        Kernel::DoubleCyclicMma,
+        Kernel::OrderedDoubleMma,
+        Kernel::SimpleCyclicMma,
+        Kernel::SimpleUnit,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Kernel::SpecializedTmaMma => "specialized_tma_mma",
             Kernel::SpecializedCyclicMma => "specialized_cyclic_mma",
             Kernel::DoubleCyclicMma => "double_cyclic_mma",
+            Kernel::OrderedDoubleMma => "ordered_double_mma_r8",
             Kernel::SimpleCyclicMma => "simple_cyclic_mma",
             Kernel::SimpleUnit => "simple_unit",
         }
@@ -75,6 +87,12 @@ impl Kernel {
             Kernel::DoubleCyclicMma => {
                 Strategy::DoubleCyclicMma(BlueprintStrategy::Inferred(DoubleBufferingArgs { specialized: false, tile_matmul: TileMatmulKind::Mma }))
             }
+            Kernel::OrderedDoubleMma => Strategy::OrderedDoubleMma(BlueprintStrategy::Inferred(OrderedSelectionArgs {
+                partition_k: Some(2),
+                row_count: Some(8),
+                rows_per_plane: Some(2),
+                tile_matmul: TileMatmulKind::Mma,
+            })),
             Kernel::SimpleCyclicMma => {
                 Strategy::SimpleCyclicMma(BlueprintStrategy::Inferred(SimpleArgs { multi_rows: false, tile_matmul: TileMatmulKind::Mma }))
             }
@@ -85,6 +103,19 @@ impl Kernel {
     /// TMA reads whole tiles through a tensor map: row strides must be 16-byte multiples.
     fn needs_tma(self) -> bool {
         self == Kernel::SpecializedTmaMma
+    }
+
+    /// Whether the kernel reads column-major operands of batched products correctly. The cyclic
+    /// and double-buffered tensor-core kernels do not (cubek 0.2, H200, measurements
+    /// h200-2026-11-30-s11: `32x12x128x32x128t` and `384x128x32x128t` off by 100–470 % against an
+    /// exact product, their 2-D counterparts exact to bf16 rounding); the TMA and unit kernels do.
+    fn reads_batched_column_major(self) -> bool {
+        matches!(self, Kernel::SpecializedTmaMma | Kernel::SimpleUnit)
+    }
+
+    /// Whether the kernel may run a problem of this rank and these layouts (`true`: column-major).
+    fn accepts(self, batched: bool, lhs_col: bool, rhs_col: bool, tma_allowed: bool) -> bool {
+        (!self.needs_tma() || tma_allowed) && (!batched || !(lhs_col || rhs_col) || self.reads_batched_column_major())
     }
 }
 
@@ -99,9 +130,13 @@ pub enum KernelChoice {
     List(Vec<Kernel>),
 }
 
-/// The list `auto` tries (H200 survey: the specialized kernels, then double buffering for GPUs
-/// without TMA) ...
+/// The lists `auto` tries (H200 survey, measurements h200-2026-11-30-s10 and -s11): on a
+/// row-major right side the specialized kernels, then double buffering for GPUs without TMA ...
 pub const AUTO: [Kernel; 3] = [Kernel::SpecializedTmaMma, Kernel::SpecializedCyclicMma, Kernel::DoubleCyclicMma];
+/// ... on a column-major one (`x·Wᵀ` with a frozen `[out, in]` weight, every forward product of
+/// a linear layer) ordered double buffering first: 128×4096×4096ᵀ 0.109 ms vs 0.182 (TMA) and
+/// 0.168 (burn's), where the specialized cyclic kernel takes 0.90 ...
+pub const AUTO_COLUMN_MAJOR_RHS: [Kernel; 3] = [Kernel::OrderedDoubleMma, Kernel::SpecializedTmaMma, Kernel::DoubleCyclicMma];
 /// ... on rank-2 products with this many rows (tokens): the few-row products where burn's
 /// default kernel is weakest. Measured on an H200 (measurements/h200-2026-11-30-s10), routed vs
 /// burn's own in one call: LLaMA-2-7B bf16 at 128 tokens LoRA r4 232.0 vs 301.0 ms per step,
@@ -194,6 +229,38 @@ pub fn kernel_decisions() -> Vec<(DType, Vec<usize>, Vec<usize>, Option<Kernel>)
     out
 }
 
+/// Products counted at the routing entries when `LORTA_MATMUL_CENSUS` is set (read once), by
+/// entry (`autodiff`: a forward product under autodiff; `fusion`: a product reaching the fused
+/// backend, e.g. our backward's), dtype, operand shapes and whether it was routed. Products that
+/// autodiff's own backward forms for unrouted forward products bypass the entries and are not
+/// counted. For measurements: which products a step runs, how often.
+type CensusKey = (&'static str, DType, Vec<usize>, Vec<usize>, bool);
+
+fn census_cell() -> Option<&'static Mutex<HashMap<CensusKey, usize>>> {
+    static CENSUS: OnceLock<Option<Mutex<HashMap<CensusKey, usize>>>> = OnceLock::new();
+    CENSUS.get_or_init(|| std::env::var_os("LORTA_MATMUL_CENSUS").map(|_| Mutex::new(HashMap::new()))).as_ref()
+}
+
+fn count(entry: &'static str, dtype: DType, lhs: &[usize], rhs: &[usize], routed: bool) {
+    if let Some(cell) = census_cell() {
+        *cell.lock().unwrap_or_else(|e| e.into_inner()).entry((entry, dtype, lhs.to_vec(), rhs.to_vec(), routed)).or_default() += 1;
+    }
+}
+
+/// The census as markdown rows `| entry | dtype | lhs | rhs | routed | count |`, most frequent
+/// first; empty unless `LORTA_MATMUL_CENSUS` is set.
+pub fn census_table() -> String {
+    let Some(cell) = census_cell() else { return String::new() };
+    let all = cell.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rows: Vec<_> = all.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| (a.0 .0, &a.0 .2, &a.0 .3).cmp(&(b.0 .0, &b.0 .2, &b.0 .3))));
+    let mut out = String::from("| entry | dtype | lhs | rhs | routed | count |\n|---|---|---|---|---|---|\n");
+    for ((entry, dtype, l, r, routed), n) in rows {
+        out.push_str(&format!("| {entry} | {dtype:?} | {l:?} | {r:?} | {routed} | {n} |\n"));
+    }
+    out
+}
+
 /// Row-major (`false`) or column-major (`true`, a transposed view) last two dims; `None` for
 /// other layouts (left to burn's kernel, which copies them).
 fn matrix_layout(shape: &[usize], strides: &[usize]) -> Option<bool> {
@@ -262,12 +329,12 @@ fn may_route(dtype: DType, lhs_shape: &[usize]) -> bool {
 /// (or routing is off for it), and the caller runs burn's own product.
 fn launch<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Option<CubeTensor<R>> {
     let dtype = lhs.dtype;
-    let list: Vec<Kernel> = match kernels() {
+    let choice = kernels();
+    match &choice {
         KernelChoice::Default => return None,
-        KernelChoice::Auto if auto_routes(dtype, lhs.meta.shape()) => AUTO.to_vec(),
-        KernelChoice::Auto => return None,
-        KernelChoice::List(list) => list,
-    };
+        KernelChoice::Auto if !auto_routes(dtype, lhs.meta.shape()) => return None,
+        _ => {}
+    }
     if rhs.dtype != dtype || lhs.qparams.is_some() || rhs.qparams.is_some() {
         return None;
     }
@@ -275,12 +342,18 @@ fn launch<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Option<Cu
     output_shape(&lshape, &rshape)?;
     let (lstrides, rstrides) = (lhs.meta.strides().to_vec(), rhs.meta.strides().to_vec());
     let (l_col, r_col) = (matrix_layout(&lshape, &lstrides)?, matrix_layout(&rshape, &rstrides)?);
+    let list: Vec<Kernel> = match choice {
+        KernelChoice::List(list) => list,
+        _ if r_col => AUTO_COLUMN_MAJOR_RHS.to_vec(),
+        _ => AUTO.to_vec(),
+    };
     let elem_bytes = dtype.size();
     // TMA: 2-D, every non-unit stride a 16-byte multiple, no offset into the buffer
     let tma_ok = |t: &CubeTensor<R>| {
         t.handle.offset_start.unwrap_or(0) == 0 && t.meta.strides().iter().all(|&s| s == 1 || (s * elem_bytes) % 16 == 0)
     };
-    let tma_allowed = lshape.len() == 2 && tma_ok(lhs) && tma_ok(rhs);
+    let batched = lshape.len() > 2;
+    let tma_allowed = !batched && tma_ok(lhs) && tma_ok(rhs);
     let key = (dtype, lshape, rshape, (l_col, r_col), tma_allowed);
     let known = decisions().lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
     let candidates: Vec<Kernel> = match known {
@@ -289,7 +362,7 @@ fn launch<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Option<Cu
         None => list,
     };
     for kernel in candidates {
-        if kernel.needs_tma() && !tma_allowed {
+        if !kernel.accepts(batched, l_col, r_col, tma_allowed) {
             continue;
         }
         let out = init_matmul_output(lhs, rhs, dtype);
@@ -346,6 +419,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> Operation<
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CubeMatmul for Fusion<CubeBackend<R, F, I, BT>> {
     fn matmul(lhs: FusionTensor<FusionCubeRuntime<R>>, rhs: FusionTensor<FusionCubeRuntime<R>>) -> FusionTensor<FusionCubeRuntime<R>> {
         let shape = output_shape(&lhs.shape, &rhs.shape).filter(|_| may_route(lhs.dtype, &lhs.shape));
+        count("fusion", lhs.dtype, &lhs.shape, &rhs.shape, shape.is_some());
         let Some(shape) = shape else {
             return <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs);
         };
@@ -393,7 +467,9 @@ impl<B: CubeMatmul> Backward<B, 2> for MatmulBackward {
 
 impl<B: CubeMatmul, C: CheckpointStrategy> CubeMatmul for Autodiff<B, C> {
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        if !may_route(lhs.primitive.dtype(), &lhs.primitive.shape()) {
+        let route = may_route(lhs.primitive.dtype(), &lhs.primitive.shape());
+        count("autodiff", lhs.primitive.dtype(), &lhs.primitive.shape(), &rhs.primitive.shape(), route);
+        if !route {
             return <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs);
         }
         let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
@@ -457,6 +533,21 @@ mod tests {
         assert_eq!(output_shape(&[4, 128, 64], &[1, 64, 32]), Some(vec![4, 128, 32]));
         assert_eq!(output_shape(&[128, 64], &[65, 32]), None);
         assert_eq!(output_shape(&[3, 8, 4], &[2, 4, 8]), None);
+    }
+
+    #[test]
+    fn column_major_batched_products_skip_the_kernels_that_misread_them() {
+        // 2-D: any layout; batched: column-major operands only for TMA and unit kernels
+        for k in Kernel::ALL {
+            assert!(k.accepts(false, true, true, true), "{k:?}");
+            assert!(k.accepts(true, false, false, true), "{k:?}");
+        }
+        for k in [Kernel::SpecializedCyclicMma, Kernel::DoubleCyclicMma, Kernel::OrderedDoubleMma, Kernel::SimpleCyclicMma] {
+            assert!(!k.accepts(true, false, true, true) && !k.accepts(true, true, false, true), "{k:?}");
+        }
+        assert!(Kernel::SimpleUnit.accepts(true, true, true, false));
+        // TMA only where the tensor map may read the operands
+        assert!(!Kernel::SpecializedTmaMma.accepts(false, false, false, false));
     }
 
     #[test]

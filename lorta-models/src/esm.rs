@@ -293,15 +293,10 @@ fn unscaled_attention<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B,
     crate::nn::matmul(downcast(softmax(scores, 3), dtype), v)
 }
 
-/// `x·cos + rotate_half(x)·sin` (computed in f32 as HF does), `rotate_half(x) = cat(−x₂, x₁)`.
-fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
+/// RoPE ([`crate::nn::apply_rope`]) computed in f32 as HF does.
+fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, signed_sin: Tensor<B, 4>) -> Tensor<B, 4> {
     let dtype = x.dtype();
-    let x = upcast(x);
-    let [b, h, s, dh] = x.dims();
-    let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..dh / 2]);
-    let x2 = x.clone().slice([0..b, 0..h, 0..s, dh / 2..dh]);
-    let rot = Tensor::cat(vec![x2.neg(), x1], 3);
-    downcast(x * cos + rot * sin, dtype)
+    downcast(crate::nn::apply_rope(upcast(x), cos, signed_sin), dtype)
 }
 
 /// The ESM encoder: embeddings, pre-LN blocks, `emb_layer_norm_after`, and the adapter set

@@ -17,7 +17,7 @@ use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::load::LoadOptions;
 use crate::dropout::DropoutConfig;
-use crate::nn::{attention_dropout, merge_heads, padding_mask, split_heads, Activation, Builder, HfLinear, Init, RmsNorm};
+use crate::nn::{apply_rope, attention_dropout, merge_heads, padding_mask, split_heads, Activation, Builder, HfLinear, Init, RmsNorm};
 use crate::tuning::{cast_module, module_rng, Houlsby, Prefix, PrefixPositions, Tuning};
 use crate::weights::Weights;
 
@@ -235,15 +235,6 @@ impl<B: Backend> KvCache<B> {
     pub fn new(layers: usize) -> Self {
         KvCache { layers: vec![None; layers], len: 0 }
     }
-}
-
-/// `x·cos + rotate_half(x)·sin`, `rotate_half(x) = cat(-x₂, x₁)`.
-fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [b, h, s, dh] = x.dims();
-    let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..dh / 2]);
-    let x2 = x.clone().slice([0..b, 0..h, 0..s, dh / 2..dh]);
-    let rot = Tensor::cat(vec![x2.neg(), x1], 3);
-    x * cos + rot * sin
 }
 
 /// Reorders the rows of a Q or K projection `[heads·dh, cols]` from the interleaved RoPE layout

@@ -113,10 +113,11 @@ impl<'a, B: Backend> Builder<'a, B> {
 
 // One switch for the models' and the adapters' products: lorta-core owns it.
 pub use lorta_core::matmul::{exact_f32_matmul, matmul, set_exact_f32_matmul};
-pub use lorta_core::shapes::{mean_last_dim, set_shape_rewrites};
+pub use lorta_core::shapes::{mean_last_dim, row_broadcast, set_shape_rewrites, RowOp};
 
-/// Rotary-embedding tables `cos`, `sin` `[1, 1, s, 2·half]` (rotate-half layout) for positions
-/// `offset..offset+s`, in `dtype` (rounded once from f32). Computed on the host: the angle is the f32 product `pos·inv_freq`
+/// Rotary-embedding tables `cos`, `signed_sin` `[1, 1, s, 2·half]` (rotate-half layout) for
+/// positions `offset..offset+s`, in `dtype` (rounded once from f32); `signed_sin` is `sin` with
+/// its first half negated, the sign of `rotate_half` (see [`apply_rope`]). Computed on the host: the angle is the f32 product `pos·inv_freq`
 /// as PyTorch forms it, its cosine and sine are taken in f64 and rounded once, so the tables
 /// are the same on every backend (GPU `sin`/`cos` of angles of tens of radians are not f32-exact).
 pub fn rotary_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, dtype: DType, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 4>) {
@@ -128,13 +129,23 @@ pub fn rotary_tables<B: Backend>(inv_freq: &[f32], offset: usize, s: usize, dtyp
             for &f in inv_freq {
                 let angle = (p as f32 * f) as f64;
                 cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
+                sin.push(if sin.len() % (2 * half) < half { -angle.sin() as f32 } else { angle.sin() as f32 });
             }
         }
     }
     // rounded to `dtype` on the host (HF: `cos.to(x.dtype)`), no cast kernel per forward
     let table = |v: Vec<f32>| Tensor::<B, 4>::from_data(TensorData::new(v, [1, 1, s, 2 * half]).convert_dtype(dtype), (device, dtype));
     (table(cos), table(sin))
+}
+
+/// RoPE on `[b, h, s, dh]` with [`rotary_tables`]: `x·cos + rotate_half(x)·sin`,
+/// `rotate_half(x) = cat(−x₂, x₁)`, written as `swap_halves(x)·signed_sin` with the swap one
+/// flip: one kernel each way instead of two slices and a concatenation forward and two slice
+/// assignments into zeros backward (per-kernel profile of LLaMA-2-7B's step, H200, session 11).
+pub fn apply_rope<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, signed_sin: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [b, h, s, dh] = x.dims();
+    let swapped = x.clone().reshape([b, h, s, 2, dh / 2]).flip([3]).reshape([b, h, s, dh]);
+    x * cos + swapped * signed_sin
 }
 
 /// `y = x·Wᵀ + b` with `W: [out, in]` (PyTorch layout).
@@ -213,9 +224,10 @@ impl<B: Backend> LayerNorm<B> {
         let dtype = x.dtype();
         // one cast per use (see RmsNorm::forward)
         let mean = mean_last_dim(upcast(x.clone()));
-        let xc = upcast(x) - mean;
+        // per-row broadcasts through `row_broadcast`: their backward sums over each row
+        let xc = row_broadcast(upcast(x), mean, RowOp::Sub);
         let var = mean_last_dim(xc.clone() * xc.clone());
-        let y = xc / (var + self.eps).sqrt();
+        let y = row_broadcast(xc, (var + self.eps).sqrt(), RowOp::Div);
         let y = downcast(y, dtype);
         y * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
     }
@@ -238,7 +250,7 @@ impl<B: Backend> RmsNorm<B> {
         // half-precision training step, CUDA and wgpu; `tests/wgpu_half_precision.rs`).
         let xf = upcast(x.clone());
         let var = mean_last_dim(xf.clone() * xf);
-        let y = upcast(x) * (var + self.eps).sqrt().recip();
+        let y = row_broadcast(upcast(x), (var + self.eps).sqrt().recip(), RowOp::Mul);
         self.weight.val().unsqueeze() * downcast(y, dtype)
     }
 }

@@ -4,10 +4,12 @@
 //! Decides whether routing the products to another kernel is worth it; prints a table and JSON.
 //!
 //! `cargo build --release -p lorta-bench --features cuda --bin matmul-strategies`
-//! `matmul-strategies [--shapes [BATCHx]MxKxN[t],...] [--dtypes bf16,f32] [--iters 20]
+//! `matmul-strategies [--shapes [[HEADSx]BATCHx]MxKxN[t][p],...] [--dtypes bf16,f32] [--iters 20]
 //!  [--strategies a,b] [--check] [--json FILE]` (suffix `t`: the right side is read as the
-//! transpose of a stored `[n, k]`, a column-major view as in backward; `--check`: error of every
-//! kernel against the exact product of the rounded operands)
+//! transpose of a stored `[n, k]`, a column-major view as in backward; suffix `p`: both operands
+//! are attention-style views, `[batch, heads, rows, cols]` permuted out of a stored
+//! `[batch, rows, heads, cols]`, so the head stride is smaller than the row stride; `--check`:
+//! error of every kernel against the exact product of the rounded operands)
 
 use burn::tensor::{DType, Distribution, Tensor};
 use burn_cubecl::{CubeBackend, cubecl::cuda::CudaRuntime, tensor::CubeTensor};
@@ -28,6 +30,10 @@ type B = CubeBackend<CudaRuntime, f32, i32, u8>;
 struct Shape {
     /// Batch of independent products (1: a plain 2-D product).
     batch: usize,
+    /// A second batch dim (attention heads; 1: none).
+    heads: usize,
+    /// Operands are `[batch, heads, rows, cols]` views of a stored `[batch, rows, heads, cols]`.
+    permuted: bool,
     m: usize,
     k: usize,
     n: usize,
@@ -79,16 +85,23 @@ fn strategies() -> Vec<(&'static str, Strategy)> {
 fn parse_shapes(text: &str) -> Result<Vec<Shape>, String> {
     text.split(',')
         .map(|item| {
-            let (dims, rhs_transposed) = match item.strip_suffix("t") {
+            let (dims, permuted) = match item.strip_suffix("p") {
                 Some(dims) => (dims, true),
                 None => (item, false),
+            };
+            let (dims, rhs_transposed) = match dims.strip_suffix("t") {
+                Some(dims) => (dims, true),
+                None => (dims, false),
             };
             let dims: Vec<usize> =
                 dims.split('x').map(|d| d.parse::<usize>()).collect::<Result<_, _>>().map_err(|e| format!("shape `{item}`: {e}"))?;
             match dims[..] {
-                [m, k, n] => Ok(Shape { batch: 1, m, k, n, rhs_transposed }),
-                [batch, m, k, n] => Ok(Shape { batch, m, k, n, rhs_transposed }),
-                _ => Err(format!("shape `{item}`: expected [BATCHx]MxKxN (suffix t: right side read transposed)")),
+                [m, k, n] => Ok(Shape { batch: 1, heads: 1, permuted, m, k, n, rhs_transposed }),
+                [batch, m, k, n] => Ok(Shape { batch, heads: 1, permuted, m, k, n, rhs_transposed }),
+                [batch, heads, m, k, n] => Ok(Shape { batch, heads, permuted, m, k, n, rhs_transposed }),
+                _ => Err(format!(
+                    "shape `{item}`: expected [[HEADSx]BATCHx]MxKxN (suffix t: right side read transposed; p: permuted head views)"
+                )),
             }
         })
         .collect()
@@ -98,9 +111,9 @@ fn parse_shapes(text: &str) -> Result<Vec<Shape>, String> {
 /// `rhs` is stored `[n, k]` when `transposed`.
 fn host_product(shape: Shape, lhs: &[f32], rhs: &[f32]) -> Vec<f32> {
     let (m, k, n) = (shape.m, shape.k, shape.n);
-    let mut out = vec![0f32; shape.batch * m * n];
+    let mut out = vec![0f32; shape.batch * shape.heads * m * n];
     let mut row = vec![0f64; n];
-    for b in 0..shape.batch {
+    for b in 0..shape.batch * shape.heads {
         let (l, r) = (&lhs[b * m * k..(b + 1) * m * k], &rhs[b * k * n..(b + 1) * k * n]);
         for i in 0..m {
             row.iter_mut().for_each(|v| *v = 0.0);
@@ -124,7 +137,7 @@ fn host_product(shape: Shape, lhs: &[f32], rhs: &[f32]) -> Vec<f32> {
     out
 }
 
-fn host(t: Tensor<B, 3>) -> Vec<f32> {
+fn host(t: Tensor<B, 4>) -> Vec<f32> {
     t.cast(DType::F32).into_data().to_vec::<f32>().expect("f32 values")
 }
 
@@ -143,14 +156,23 @@ fn time_strategy(
     // same seed for every strategy: identical operands, comparable outputs
     <B as burn::tensor::backend::Backend>::seed(&device, 7);
     let normal = Distribution::Normal(0.0, 1.0);
-    let lhs_t = Tensor::<B, 3>::random([shape.batch, shape.m, shape.k], normal, &device).cast(dtype);
+    let (b, h) = (shape.batch, shape.heads);
+    // `[b, h, rows, cols]` values: stored that way, or (permuted) stored `[b, rows, h, cols]` and
+    // viewed as `[b, h, rows, cols]`, as attention reads its heads out of the projections
+    let operand = |rows: usize, cols: usize| {
+        if shape.permuted {
+            Tensor::<B, 4>::random([b, rows, h, cols], normal, &device).cast(dtype).swap_dims(1, 2)
+        } else {
+            Tensor::<B, 4>::random([b, h, rows, cols], normal, &device).cast(dtype)
+        }
+    };
+    let lhs_t = operand(shape.m, shape.k);
     // the transpose is taken after the cast: the kernel reads a column-major view, as in backward
-    let rhs_stored = if shape.rhs_transposed { [shape.batch, shape.n, shape.k] } else { [shape.batch, shape.k, shape.n] };
-    let rhs_t = Tensor::<B, 3>::random(rhs_stored, normal, &device).cast(dtype);
-    let rhs_view = if shape.rhs_transposed { rhs_t.clone().swap_dims(1, 2) } else { rhs_t.clone() };
+    let rhs_t = if shape.rhs_transposed { operand(shape.n, shape.k) } else { operand(shape.k, shape.n) };
+    let rhs_view = if shape.rhs_transposed { rhs_t.clone().swap_dims(2, 3) } else { rhs_t.clone() };
     let (lhs, rhs): (CubeTensor<CudaRuntime>, CubeTensor<CudaRuntime>) =
         (lhs_t.clone().into_primitive().tensor(), rhs_view.into_primitive().tensor());
-    let out_tensor = Tensor::<B, 3>::zeros([shape.batch, shape.m, shape.n], &device).cast(dtype);
+    let out_tensor = Tensor::<B, 4>::zeros([b, h, shape.m, shape.n], &device).cast(dtype);
     let out: CubeTensor<CudaRuntime> = out_tensor.clone().into_primitive().tensor();
     let client = out.client.clone();
     let sync = || burn_cubecl::cubecl::future::block_on(client.sync()).map_err(|e| format!("{e:?}"));
@@ -230,8 +252,19 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     for &dtype in &dtypes {
         for &shape in &shapes {
-            let batch = if shape.batch > 1 { format!("{}x", shape.batch) } else { String::new() };
-            let label = format!("{batch}{}x{}x{}{}", shape.m, shape.k, shape.n, if shape.rhs_transposed { "t" } else { "" });
+            let batch = match (shape.batch, shape.heads) {
+                (1, 1) => String::new(),
+                (b, 1) => format!("{b}x"),
+                (b, h) => format!("{b}x{h}x"),
+            };
+            let label = format!(
+                "{batch}{}x{}x{}{}{}",
+                shape.m,
+                shape.k,
+                shape.n,
+                if shape.rhs_transposed { "t" } else { "" },
+                if shape.permuted { "p" } else { "" }
+            );
             let mut auto_ms = None;
             let mut auto_values: Option<Vec<f32>> = None;
             let mut exact: Option<Vec<f32>> = None;
@@ -244,7 +277,7 @@ fn main() {
                 }
                 match time_strategy(&strategy, shape, dtype, iters, check.then_some(&mut exact)) {
                     Ok((ms, first_ms, values, error)) => {
-                        let tflops = 2.0 * (shape.batch * shape.m * shape.k * shape.n) as f64 / (ms * 1e-3) / 1e12;
+                        let tflops = 2.0 * (shape.batch * shape.heads * shape.m * shape.k * shape.n) as f64 / (ms * 1e-3) / 1e12;
                         let auto = *auto_ms.get_or_insert(ms);
                         let reference = auto_values.get_or_insert_with(|| values.clone());
                         let scale = reference.iter().fold(1e-30f32, |m, v| m.max(v.abs()));

@@ -140,6 +140,13 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("{} r={}: {:.1} ms/step", row.method, row.rank, row.ms_per_step);
         }
     }))?;
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    {
+        let census = lorta_core::cube_matmul::census_table();
+        if !census.is_empty() {
+            eprintln!("matmul census (LORTA_MATMUL_CENSUS), all methods and steps:\n{census}");
+        }
+    }
     let md = markdown(&rows);
     if !json {
         println!("{md}");

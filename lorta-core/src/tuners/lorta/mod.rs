@@ -22,6 +22,7 @@
 //! classification head whose dense layer is adapted with LoRA; the head part lives in
 //! lorta-models (`HeadTuning::Lora`).
 use crate::matmul::matmul;
+use crate::shapes::{row_broadcast, RowOp};
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -448,7 +449,9 @@ impl<B: Backend> LortaStep<B> {
                 let split_output = self.head_axis == HeadAxis::Output && site.kind != MatrixKind::Output;
                 let (input_factor, output_factor_t) = if split_output { (&self.a, &self.k_t) } else { (&self.k, &self.a_t) };
                 let z = projected[split_output as usize].get_or_insert_with(|| matmul(x.clone(), input_factor.clone())).clone();
-                Some(matmul(z, output_factor_t.clone() * w))
+                // blocked rows: the sum over output features for w's gradient is not one
+                // thread per rank row (LLaMA-2-7B: 4 rows × 4096, H200 session 11)
+                Some(matmul(z, row_broadcast(output_factor_t.clone(), w, RowOp::Mul)))
             })
             .collect()
     }
