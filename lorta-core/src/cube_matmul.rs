@@ -313,6 +313,16 @@ fn auto_max_rows() -> usize {
     })
 }
 
+/// Whether `auto` takes a product into its own autodiff operation: rank-2 products of
+/// [`AUTO_ROWS`] rows, any dtype. bf16/f16 ones are launched on [`AUTO`]'s kernels; f32 ones keep
+/// burn's kernel forward but get our backward, which splits a product with a small output and a
+/// long inner dimension along it ([`crate::shapes`]' inner split): `grad·Mᵀ` of a rank-4 factor
+/// `M` `[4, 4096]` at 128 tokens took 185 µs on burn's kernel (4 cubes), five per layer in
+/// LLaMA-2-7B's LoRTA step (H200, measurements h200-2026-11-30-s11).
+fn auto_owns(lhs_shape: &[usize]) -> bool {
+    lhs_shape.len() == 2 && (*AUTO_ROWS.start()..=auto_max_rows()).contains(&lhs_shape[0])
+}
+
 /// Whether the active choice may route a product of this dtype and left shape. Decided from
 /// dtype and shape alone, before fusion and autodiff see the product: a product that will not
 /// be routed keeps their own path (burn's fused matmul and backward) instead of becoming a
@@ -444,6 +454,30 @@ fn unbroadcast<B: burn::tensor::backend::Backend>(mut grad: B::FloatTensorPrimit
     grad
 }
 
+static BACKWARD_SPLITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many backward products were split along their inner dimension so far (tests, reports).
+pub fn backward_splits() -> usize {
+    BACKWARD_SPLITS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A backward product: rank-2 ones with a small output and a long inner dimension are split along
+/// it (a batch of chunk products, summed), as [`crate::shapes`] does for forward products.
+fn backward_product<B: CubeMatmul>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+    let (ashape, bshape) = (a.shape().to_vec(), b.shape().to_vec());
+    let chunks = match (&ashape[..], &bshape[..]) {
+        (&[m, k], &[k2, n]) if k == k2 => crate::shapes::inner_split_chunks(m, k, n, a.dtype()),
+        _ => None,
+    };
+    let Some(chunks) = chunks else { return B::matmul(a, b) };
+    BACKWARD_SPLITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ([m, k], n) = ([ashape[0], ashape[1]], bshape[1]);
+    let len = k / chunks;
+    let a3 = B::float_swap_dims(B::float_reshape(a, Shape::new([m, chunks, len])), 0, 1);
+    let b3 = B::float_reshape(b, Shape::new([chunks, len, n]));
+    B::float_reshape(B::float_sum_dim(B::matmul(a3, b3), 0), Shape::new([m, n]))
+}
+
 #[derive(Debug)]
 struct MatmulBackward;
 
@@ -459,15 +493,19 @@ impl<B: CubeMatmul> Backward<B, 2> for MatmulBackward {
             ops.parents,
             ops.node,
             grads,
-            |grad| unbroadcast::<B>(B::matmul(grad, B::float_transpose(rhs.expect("rhs kept for the lhs gradient"))), &lhs_shape),
-            |grad| unbroadcast::<B>(B::matmul(B::float_transpose(lhs.expect("lhs kept for the rhs gradient")), grad), &rhs_shape),
+            |grad| unbroadcast::<B>(backward_product::<B>(grad, B::float_transpose(rhs.expect("rhs kept for the lhs gradient"))), &lhs_shape),
+            |grad| unbroadcast::<B>(backward_product::<B>(B::float_transpose(lhs.expect("lhs kept for the rhs gradient")), grad), &rhs_shape),
         );
     }
 }
 
 impl<B: CubeMatmul, C: CheckpointStrategy> CubeMatmul for Autodiff<B, C> {
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        let route = may_route(lhs.primitive.dtype(), &lhs.primitive.shape());
+        let route = match kernels() {
+            KernelChoice::Default => false,
+            KernelChoice::Auto => auto_owns(&lhs.primitive.shape()),
+            KernelChoice::List(_) => true,
+        };
         count("autodiff", lhs.primitive.dtype(), &lhs.primitive.shape(), &rhs.primitive.shape(), route);
         if !route {
             return <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs);

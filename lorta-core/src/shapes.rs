@@ -84,10 +84,16 @@ enum Plan {
     RowChunks { chunks: usize, len: usize },
 }
 
+/// The number of inner-dimension chunks an `[m, k]·[k, n]` product of `dtype` is split into, if
+/// any (partial sums are added in the operands' dtype: only where that is f32). Also used by
+/// `cube_matmul`'s backward, whose products bypass [`product`].
+pub(crate) fn inner_split_chunks(m: usize, k: usize, n: usize, dtype: DType) -> Option<usize> {
+    (dtype == DType::F32 && m * n <= INNER_MAX_OUTPUTS && k >= INNER_MIN && k.is_multiple_of(INNER_CHUNK)).then_some(k / INNER_CHUNK)
+}
+
 fn plan(r: Rewrites, m: usize, k: usize, n: usize, dtype: DType) -> Plan {
-    // partial sums are added in the operands' dtype: only where that is f32
-    if r.inner && dtype == DType::F32 && m * n <= INNER_MAX_OUTPUTS && k >= INNER_MIN && k.is_multiple_of(INNER_CHUNK) {
-        return Plan::InnerSplit { chunks: k / INNER_CHUNK };
+    if let Some(chunks) = inner_split_chunks(m, k, n, dtype).filter(|_| r.inner) {
+        return Plan::InnerSplit { chunks };
     }
     if r.rows && m >= ROWS_MIN && k * n <= ROWS_MAX_RHS {
         let len = ROW_CHUNKS.into_iter().find(|&c| m.is_multiple_of(c)).unwrap_or(ROW_CHUNKS[0]);
