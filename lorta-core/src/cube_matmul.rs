@@ -16,9 +16,10 @@
 //! sees the product as one custom operation (nothing fuses into it).
 //!
 //! Which kernels: [`set_kernels`] or `LORTA_MATMUL_KERNEL` (read once): `default` (burn's own
-//! selection), `auto` (the list below, bf16/f16 products only: f32 products keep burn's kernel,
-//! whose precision the f32 split of [`crate::matmul`] is built around), or a comma list of kernel
-//! names tried in order on products of any dtype (for measurements and tests).
+//! selection), `auto` (the lists below, bf16/f16 products only: f32 products keep burn's kernel,
+//! whose precision the f32 split of [`crate::matmul`] is built around, but take our backward,
+//! see `auto_owns`), or a comma list of kernel names tried in order on products of any dtype
+//! (for measurements and tests).
 use crate::shapes::{register_matmul_kernel, MatmulKernel};
 use burn::tensor::{ops::{FloatTensor, FloatTensorOps}, DType, Shape, TensorMetadata};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -138,16 +139,12 @@ pub const AUTO: [Kernel; 3] = [Kernel::SpecializedTmaMma, Kernel::SpecializedCyc
 /// 0.168 (burn's), where the specialized cyclic kernel takes 0.90 ...
 pub const AUTO_COLUMN_MAJOR_RHS: [Kernel; 3] = [Kernel::OrderedDoubleMma, Kernel::SpecializedTmaMma, Kernel::DoubleCyclicMma];
 /// ... on rank-2 products with this many rows (tokens): the few-row products where burn's
-/// default kernel is weakest. Measured on an H200 (measurements/h200-2026-11-30-s10), routed vs
-/// burn's own in one call: LLaMA-2-7B bf16 at 128 tokens LoRA r4 232.0 vs 301.0 ms per step,
-/// LoRTA r4 189.7 vs 268.5 (PEFT LoRA r4 191.8). With 4,096 rows (GLUE batches) the kernels alone
-/// are 2–4× faster too, but the training steps got slower (MiniLM bf16 23.9 vs 16.3 ms, RoBERTa
-/// 59.0 vs 54.3): the routed product is a fusion barrier, and burn fuses the bias adds and casts
-/// around its own matmul. Batched products (attention) keep burn's kernel: routed too, MiniLM's
-/// bf16 training went NaN at step 3 (the kernels were never checked on permuted batch strides).
-/// (Those slower steps were measured with every product, routed or not, a fusion barrier, a flaw
-/// fixed since ([`may_route`]); `LORTA_MATMUL_AUTO_MAX_ROWS` moves the upper end for the
-/// re-measurement.)
+/// default kernel is weakest. Measured on an H200, routed vs burn's own in one call: LLaMA-2-7B
+/// bf16 at 128 tokens LoRA r4 159.8 vs 246.7 ms per step, LoRTA r4 133.8 vs 242.8
+/// (measurements/h200-2026-11-30-s11). With 4,096 rows (GLUE batches) routing gains little in a
+/// training step (RoBERTa bf16 48.8 vs 51.0 ms; `LORTA_MATMUL_AUTO_MAX_ROWS` moves the upper
+/// end). Batched products (attention) keep burn's kernel: it is as fast on them, and the cyclic
+/// tensor-core kernels misread their column-major operands (`Kernel::accepts`).
 pub const AUTO_ROWS: std::ops::RangeInclusive<usize> = 128..=1024;
 
 impl KernelChoice {
