@@ -137,7 +137,15 @@ pub fn run(args: Args) -> Result<()> {
         if json {
             println!("{}", serde_json::to_string(row).expect("row"));
         } else {
-            eprintln!("{} r={}: {:.1} ms/step", row.method, row.rank, row.ms_per_step);
+            let cpu = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
+            eprintln!(
+                "{} r={}: {:.1} ms/step (host CPU per step: {} ms main thread, {} ms process)",
+                row.method,
+                row.rank,
+                row.ms_per_step,
+                cpu(row.main_thread_cpu_ms_per_step),
+                cpu(row.process_cpu_ms_per_step)
+            );
         }
     }))?;
     #[cfg(any(feature = "cuda", feature = "wgpu"))]
@@ -153,7 +161,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(dir) = &args.out {
         write_json(&dir.join("profile.json"), &rows)?;
-        let header: Vec<String> = ["method", "rank", "ms_per_step", "ms_min", "ms_max", "peak_memory_bytes", "memory_measure", "peak_reserved_bytes", "flops", "macs", "trainable_params"].map(String::from).to_vec();
+        let header: Vec<String> = ["method", "rank", "ms_per_step", "ms_min", "ms_max", "main_thread_cpu_ms_per_step", "process_cpu_ms_per_step", "peak_memory_bytes", "memory_measure", "peak_reserved_bytes", "flops", "macs", "trainable_params"].map(String::from).to_vec();
         let csv_rows: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
@@ -163,6 +171,8 @@ pub fn run(args: Args) -> Result<()> {
                     format!("{:.3}", r.ms_per_step),
                     format!("{:.3}", r.ms_min),
                     format!("{:.3}", r.ms_max),
+                    r.main_thread_cpu_ms_per_step.map(|v| format!("{v:.3}")).unwrap_or_default(),
+                    r.process_cpu_ms_per_step.map(|v| format!("{v:.3}")).unwrap_or_default(),
                     r.peak_memory_bytes.map(|b| b.to_string()).unwrap_or_default(),
                     r.memory_measure.clone(),
                     r.peak_reserved_bytes.map(|b| b.to_string()).unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! The paper's profiling table (seed Table 5): per method and rank, peak device memory, FLOPs /
 //! MACs per step (analytic, see [`flops`]) and ms per training step (forward + backward + AdamW
 //! on the adapter parameters only) of a LLaMA model, batch 1 by default.
+pub mod cpu;
 pub mod flops;
 pub mod rss;
 pub mod timing;
@@ -28,6 +29,12 @@ pub struct ProfileRow {
     pub ms_min: f64,
     pub ms_max: f64,
     pub steps: usize,
+    /// CPU milliseconds per timed step of the thread that runs the step (builds the graph,
+    /// registers and dispatches the kernels): close to `ms_per_step` means the step is
+    /// host-bound. `None` off Linux.
+    pub main_thread_cpu_ms_per_step: Option<f64>,
+    /// The same for all threads of the process (the backends' device threads included).
+    pub process_cpu_ms_per_step: Option<f64>,
     /// Peak bytes over one instrumented step: in use on the device (GPU backends), or the growth
     /// of the process's peak resident set size (ndarray); `memory_measure` says which.
     pub peak_memory_bytes: Option<u64>,
@@ -160,6 +167,8 @@ fn profile_one<B: AutodiffBackend>(
         ms_min: lo,
         ms_max: hi,
         steps: spec.steps,
+        main_thread_cpu_ms_per_step: times.cpu_ms.0,
+        process_cpu_ms_per_step: times.cpu_ms.1,
         peak_memory_bytes: times.peak_bytes(),
         memory_measure: times.memory_measure().to_string(),
         peak_reserved_bytes: times.device_peak.map(|p| p.1),

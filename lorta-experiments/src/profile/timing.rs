@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use burn::tensor::backend::Backend;
 
+use super::cpu::CpuClock;
 use super::rss::RssPeak;
 
 /// Reads (bytes in use, bytes reserved) of the device; `None` where the backend has no allocator
@@ -37,6 +38,8 @@ impl<B: Backend> MemoryProbe<'_, B> {
 pub struct StepTimes {
     /// Milliseconds of each timed step, in order.
     pub ms: Vec<f64>,
+    /// CPU milliseconds per timed step: (calling thread, whole process), see [`CpuClock`].
+    pub cpu_ms: (Option<f64>, Option<f64>),
     /// Device peak (in use, reserved) over the instrumented step, where the backend reports it.
     pub device_peak: Option<(u64, u64)>,
     /// Without device statistics: growth of the process's peak RSS over the instrumented step, and
@@ -103,6 +106,7 @@ pub fn time_steps<B: Backend, M>(
     sync()?;
     let mut ms = Vec::with_capacity(steps);
     let mut last_report = Instant::now();
+    let cpu = CpuClock::start();
     for i in 0..steps {
         let t0 = Instant::now();
         model = step(model, &mut probe);
@@ -114,12 +118,13 @@ pub fn time_steps<B: Backend, M>(
             last_report = Instant::now();
         }
     }
+    let cpu_ms = cpu.per_step_ms(steps);
     let rss = memory().is_none().then(RssPeak::start).flatten();
     probe.on = true;
     model = step(model, &mut probe);
     sync()?;
     let rss_peak = rss.and_then(|r| r.finish());
-    Ok((model, StepTimes { ms, device_peak: probe.peak, rss_peak }))
+    Ok((model, StepTimes { ms, cpu_ms, device_peak: probe.peak, rss_peak }))
 }
 
 #[cfg(test)]
@@ -128,11 +133,11 @@ mod tests {
 
     #[test]
     fn median_min_max_and_memory_labels() {
-        let t = StepTimes { ms: vec![3.0, 1.0, 4.0, 2.0], device_peak: None, rss_peak: Some((10, false)) };
+        let t = StepTimes { ms: vec![3.0, 1.0, 4.0, 2.0], cpu_ms: (None, None), device_peak: None, rss_peak: Some((10, false)) };
         assert_eq!(t.median_ms(), 2.5);
         assert_eq!(t.min_max_ms(), (1.0, 4.0));
         assert_eq!((t.peak_bytes(), t.memory_measure()), (Some(10), "process peak RSS growth (upper bound)"));
-        let t = StepTimes { ms: vec![5.0, 1.0, 3.0], device_peak: Some((7, 9)), rss_peak: None };
+        let t = StepTimes { ms: vec![5.0, 1.0, 3.0], cpu_ms: (None, None), device_peak: Some((7, 9)), rss_peak: None };
         assert_eq!(t.median_ms(), 3.0);
         assert_eq!((t.peak_bytes(), t.memory_measure()), (Some(7), "device allocator"));
     }

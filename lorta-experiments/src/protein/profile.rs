@@ -44,6 +44,12 @@ pub struct FoldProfileRow {
     pub ms_max: f64,
     pub steps: usize,
     pub warmup: usize,
+    /// Host CPU milliseconds per timed step: the stepping thread, the whole process (see
+    /// `profile::cpu`; `None` off Linux or in rows written before they were recorded).
+    #[serde(default)]
+    pub main_thread_cpu_ms_per_step: Option<f64>,
+    #[serde(default)]
+    pub process_cpu_ms_per_step: Option<f64>,
     pub peak_memory_bytes: Option<u64>,
     pub peak_reserved_bytes: Option<u64>,
     pub length: usize,
@@ -123,6 +129,8 @@ fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, devic
         ms_max: hi,
         steps: spec.steps,
         warmup: spec.warmup,
+        main_thread_cpu_ms_per_step: times.cpu_ms.0,
+        process_cpu_ms_per_step: times.cpu_ms.1,
         peak_memory_bytes: times.device_peak.map(|p| p.0),
         peak_reserved_bytes: times.device_peak.map(|p| p.1),
         length: l,
