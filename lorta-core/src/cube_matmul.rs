@@ -294,7 +294,7 @@ fn output_shape(lhs: &[usize], rhs: &[usize]) -> Option<Vec<usize>> {
 
 /// Whether `auto` routes a product with this dtype and left operand shape.
 fn auto_routes(dtype: DType, lhs_shape: &[usize]) -> bool {
-    matches!(dtype, DType::BF16 | DType::F16) && lhs_shape.len() == 2 && (*AUTO_ROWS.start()..=auto_max_rows()).contains(&lhs_shape[0])
+    matches!(dtype, DType::BF16 | DType::F16) && auto_owns(lhs_shape)
 }
 
 /// `LORTA_MATMUL_AUTO_MAX_ROWS` lowers or raises [`AUTO_ROWS`]' upper end (read once; for
