@@ -20,7 +20,7 @@
 //! whose precision the f32 split of [`crate::matmul`] is built around, but take our backward,
 //! see `auto_owns`), or a comma list of kernel names tried in order on products of any dtype
 //! (for measurements and tests).
-use crate::shapes::{register_matmul_kernel, MatmulKernel};
+use crate::shapes::{register_matmul_kernel, register_matmul_kernel_splitting, MatmulKernel};
 use burn::tensor::{ops::{FloatTensor, FloatTensorOps}, DType, Shape, TensorMetadata};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn_autodiff::grads::Gradients;
@@ -453,14 +453,17 @@ fn unbroadcast<B: burn::tensor::backend::Backend>(mut grad: B::FloatTensorPrimit
 
 static BACKWARD_SPLITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// How many backward products were split along their inner dimension so far (tests, reports).
+/// How many products of our autodiff node (forward or backward) were split along their inner
+/// dimension so far (tests, reports).
 pub fn backward_splits() -> usize {
     BACKWARD_SPLITS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// A backward product: rank-2 ones with a small output and a long inner dimension are split along
-/// it (a batch of chunk products, summed), as [`crate::shapes`] does for forward products.
-fn backward_product<B: CubeMatmul>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+/// A product of our autodiff node, forward or backward: rank-2 ones with a small output and a
+/// long inner dimension are split along it (a batch of chunk products, summed), as
+/// [`crate::shapes`] does for the products it sees; inside the node the split costs no tracked
+/// operations (LoRA's `x·Aᵀ`, LoRTA's `x·K` at 128 tokens: five fewer per product).
+fn split_product<B: CubeMatmul>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
     let (ashape, bshape) = (a.shape().to_vec(), b.shape().to_vec());
     let chunks = match (&ashape[..], &bshape[..]) {
         (&[m, k], &[k2, n]) if k == k2 => crate::shapes::inner_split_chunks(m, k, n, a.dtype()),
@@ -490,19 +493,24 @@ impl<B: CubeMatmul> Backward<B, 2> for MatmulBackward {
             ops.parents,
             ops.node,
             grads,
-            |grad| unbroadcast::<B>(backward_product::<B>(grad, B::float_transpose(rhs.expect("rhs kept for the lhs gradient"))), &lhs_shape),
-            |grad| unbroadcast::<B>(backward_product::<B>(B::float_transpose(lhs.expect("lhs kept for the rhs gradient")), grad), &rhs_shape),
+            |grad| unbroadcast::<B>(split_product::<B>(grad, B::float_transpose(rhs.expect("rhs kept for the lhs gradient"))), &lhs_shape),
+            |grad| unbroadcast::<B>(split_product::<B>(B::float_transpose(lhs.expect("lhs kept for the rhs gradient")), grad), &rhs_shape),
         );
+    }
+}
+
+/// Whether the autodiff product of this left shape is our node (forward and backward).
+fn autodiff_owns(lhs_shape: &[usize]) -> bool {
+    match kernels() {
+        KernelChoice::Default => false,
+        KernelChoice::Auto => auto_owns(lhs_shape),
+        KernelChoice::List(_) => true,
     }
 }
 
 impl<B: CubeMatmul, C: CheckpointStrategy> CubeMatmul for Autodiff<B, C> {
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
-        let route = match kernels() {
-            KernelChoice::Default => false,
-            KernelChoice::Auto => auto_owns(&lhs.primitive.shape()),
-            KernelChoice::List(_) => true,
-        };
+        let route = autodiff_owns(&lhs.primitive.shape());
         count("autodiff", lhs.primitive.dtype(), &lhs.primitive.shape(), &rhs.primitive.shape(), route);
         if !route {
             return <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs);
@@ -513,9 +521,11 @@ impl<B: CubeMatmul, C: CheckpointStrategy> CubeMatmul for Autodiff<B, C> {
             OpsKind::Tracked(mut prep) => {
                 let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
                 let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));
-                prep.finish((lhs_state, rhs_state, lhs_shape, rhs_shape), B::matmul(lhs.primitive, rhs.primitive))
+                // small-output long-inner products split here, inside the one node (the shape
+                // rewrites leave them whole for us: `register`)
+                prep.finish((lhs_state, rhs_state, lhs_shape, rhs_shape), split_product::<B>(lhs.primitive, rhs.primitive))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::matmul(lhs.primitive, rhs.primitive)),
+            OpsKind::UnTracked(prep) => prep.finish(split_product::<B>(lhs.primitive, rhs.primitive)),
         }
     }
 }
@@ -526,10 +536,14 @@ pub fn register<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     fn add<B: CubeMatmul>() {
         register_matmul_kernel::<B>(<B as CubeMatmul>::matmul as MatmulKernel<B>);
     }
+    // the autodiff products we own split their inner dim inside our node
+    fn add_autodiff<B: CubeMatmul>() {
+        register_matmul_kernel_splitting::<B>(<B as CubeMatmul>::matmul as MatmulKernel<B>, autodiff_owns);
+    }
     add::<CubeBackend<R, F, I, BT>>();
     add::<Fusion<CubeBackend<R, F, I, BT>>>();
-    add::<Autodiff<CubeBackend<R, F, I, BT>>>();
-    add::<Autodiff<Fusion<CubeBackend<R, F, I, BT>>>>();
+    add_autodiff::<Autodiff<CubeBackend<R, F, I, BT>>>();
+    add_autodiff::<Autodiff<Fusion<CubeBackend<R, F, I, BT>>>>();
 }
 
 #[cfg(test)]

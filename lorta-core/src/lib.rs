@@ -9,6 +9,7 @@
 //! - [`io`]: safetensors tensor maps and adapter folders (PEFT layout and the paper's LoRTA layout).
 //! - [`params`]: trainable-parameter counting.
 //! - [`matmul`]: the matrix product every model and adapter uses (f32-exact on TF32 hardware).
+//! - [`fused`]: layer operations with a hand-written backward (one autodiff node each; RMSNorm).
 //! - [`shapes`]: equivalent shapes for products and reductions that untuned GPU kernels run slowly.
 //! - `cube_matmul` (feature `cubecl`): products on CubeCL backends through a kernel chosen per shape.
 
@@ -16,6 +17,7 @@
 pub mod cube_matmul;
 pub mod decomp;
 pub mod error;
+pub mod fused;
 pub mod init;
 pub mod io;
 pub mod matmul;

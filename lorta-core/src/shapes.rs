@@ -114,11 +114,33 @@ fn kernels() -> &'static Kernels {
     KERNELS.get_or_init(|| RwLock::new(Vec::new()))
 }
 
+/// Which products (by left shape) a kernel splits along the inner dimension itself, inside its
+/// own autodiff node: [`product`] then leaves them whole instead of splitting them into five
+/// tracked operations.
+pub type SplitsInner = fn(&[usize]) -> bool;
+
+struct Registered<B: Backend> {
+    kernel: MatmulKernel<B>,
+    splits_inner: SplitsInner,
+}
+
+impl<B: Backend> Clone for Registered<B> {
+    fn clone(&self) -> Self {
+        Registered { kernel: self.kernel, splits_inner: self.splits_inner }
+    }
+}
+
 /// Routes every product on backend `B` through `kernel` (replaces an earlier registration).
 pub fn register_matmul_kernel<B: Backend>(kernel: MatmulKernel<B>) {
+    register_matmul_kernel_splitting::<B>(kernel, |_| false);
+}
+
+/// [`register_matmul_kernel`] for a kernel that does the inner split of the products
+/// `splits_inner` names on its own.
+pub fn register_matmul_kernel_splitting<B: Backend>(kernel: MatmulKernel<B>, splits_inner: SplitsInner) {
     let mut all = kernels().write().unwrap_or_else(|e| e.into_inner());
     all.retain(|(id, _)| *id != TypeId::of::<B>());
-    all.push((TypeId::of::<B>(), Box::new(kernel)));
+    all.push((TypeId::of::<B>(), Box::new(Registered::<B> { kernel, splits_inner })));
 }
 
 /// Removes `B`'s kernel: its products go back to `Tensor::matmul`.
@@ -126,15 +148,15 @@ pub fn unregister_matmul_kernel<B: Backend>() {
     kernels().write().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != TypeId::of::<B>());
 }
 
-fn registered_kernel<B: Backend>() -> Option<MatmulKernel<B>> {
+fn registered<B: Backend>() -> Option<Registered<B>> {
     let all = kernels().read().unwrap_or_else(|e| e.into_inner());
-    all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, k)| k.downcast_ref::<MatmulKernel<B>>().copied())
+    all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, k)| k.downcast_ref::<Registered<B>>().cloned())
 }
 
 /// `a·b` through `B`'s registered kernel, else `Tensor::matmul`.
 fn matmul_raw<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
-    match registered_kernel::<B>() {
-        Some(kernel) => {
+    match registered::<B>() {
+        Some(Registered { kernel, .. }) => {
             let out = kernel(a.into_primitive().tensor(), b.into_primitive().tensor());
             Tensor::from_primitive(TensorPrimitive::Float(out))
         }
@@ -152,16 +174,22 @@ pub fn product<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> 
 
 fn product_with<B: Backend, const D: usize>(r: Rewrites, a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
     let ([m, k], [_, n]) = (dims2(&a), dims2(&b));
-    let (a2, b2): (Tensor<B, 2>, Tensor<B, 2>) = (a.reshape([m, k]), b.reshape([k, n]));
+    let (a2, b2): (Tensor<B, 2>, Tensor<B, 2>) = (rank_cast(a), rank_cast(b));
     let y = match plan(r, m, k, n, a2.dtype()) {
         Plan::Plain => matmul_raw(a2, b2),
+        Plan::InnerSplit { .. } if registered::<B>().is_some_and(|r| (r.splits_inner)(&[m, k])) => matmul_raw(a2, b2),
         Plan::InnerSplit { chunks } => inner_split(a2, b2, chunks),
         Plan::RowChunks { chunks, len } => row_chunks(a2, b2, chunks, len),
     };
-    let mut out = [0usize; D];
-    out[0] = m;
-    out[1] = n;
-    y.reshape(out)
+    rank_cast(y)
+}
+
+/// A rank-2 tensor seen as `Tensor<B, D2>` of the same shape (`D2 == 2` where called): no
+/// operation, where `reshape` to the same shape would still record an autodiff node per call,
+/// and the GPU step is bound by the host's cost per operation.
+fn rank_cast<B: Backend, const D: usize, const D2: usize>(t: Tensor<B, D>) -> Tensor<B, D2> {
+    debug_assert!(D == 2 && D2 == 2, "rank_cast between rank-2 tensors only");
+    Tensor::from_primitive(t.into_primitive())
 }
 
 fn dims2<B: Backend, const D: usize>(t: &Tensor<B, D>) -> [usize; 2] {
@@ -243,6 +271,32 @@ pub fn mean_last_dim<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D
     }
 }
 
+/// [`mean_last_dim`] on a backend primitive (for operations with a hand-written backward),
+/// the same two-stage sum over few long rows when the rewrites are on.
+pub(crate) fn mean_last_dim_primitive<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    mean_last_dim_primitive_with::<B>(matches!(active(), Some(r) if r.reduce), x)
+}
+
+fn mean_last_dim_primitive_with<B: Backend>(rewrite: bool, x: FloatTensor<B>) -> FloatTensor<B> {
+    use burn::tensor::{Shape, TensorMetadata};
+    let dims = x.shape().to_vec();
+    let last = dims.len() - 1;
+    let len = dims[last];
+    let rows = dims.iter().product::<usize>() / len.max(1);
+    let two_stage = rewrite
+        && rows <= REDUCE_MAX_ROWS
+        && len >= REDUCE_MIN_LEN
+        && len.is_multiple_of(REDUCE_BLOCK);
+    if !two_stage {
+        return B::float_mean_dim(x, last);
+    }
+    let blocks = B::float_sum_dim(B::float_reshape(x, Shape::new([rows * (len / REDUCE_BLOCK), REDUCE_BLOCK])), 1);
+    let sums = B::float_sum_dim(B::float_reshape(blocks, Shape::new([rows, len / REDUCE_BLOCK])), 1);
+    let mut out = dims;
+    out[last] = 1;
+    B::float_reshape(B::float_div_scalar(sums, (len as f64).into()), Shape::from(out))
+}
+
 fn mean_last_dim_two_stage<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let dims = x.dims();
     let len = dims[D - 1];
@@ -292,6 +346,38 @@ mod tests {
         unregister_matmul_kernel::<B64>();
         product(a, b);
         assert_eq!(CALLS.load(Ordering::SeqCst), 3);
+    }
+
+    /// A kernel registered as splitting the inner dim itself gets the small-output product whole
+    /// (one call, rank 2); a plain registration gets the rewrite's batched chunks (rank 3).
+    /// (`NdArray<f32, i32>`: an f32 backend type no other test registers.)
+    #[test]
+    fn splitting_kernels_get_small_output_products_whole() {
+        use burn::tensor::ops::FloatTensorOps;
+        use burn::tensor::TensorMetadata;
+        use std::sync::Mutex;
+        type F32 = burn_ndarray::NdArray<f32, i32>;
+        static RANKS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        fn recording(lhs: FloatTensor<F32>, rhs: FloatTensor<F32>) -> FloatTensor<F32> {
+            RANKS.lock().unwrap().push(lhs.shape().num_dims());
+            <F32 as FloatTensorOps<F32>>::float_matmul(lhs, rhs)
+        }
+        let device = Default::default();
+        let x = Tensor::<F32, 2>::random([128, 4096], Distribution::Default, &device);
+        let k = Tensor::<F32, 2>::random([4096, 4], Distribution::Default, &device);
+        let expected = x.clone().matmul(k.clone());
+        register_matmul_kernel::<F32>(recording);
+        let split = product_with(Rewrites::DEFAULT, x.clone(), k.clone());
+        assert_eq!(std::mem::take(&mut *RANKS.lock().unwrap()), vec![3], "plain registration: the rewrite's batched chunks");
+        register_matmul_kernel_splitting::<F32>(recording, |lhs| lhs == [128, 4096]);
+        let whole = product_with(Rewrites::DEFAULT, x.clone(), k.clone());
+        assert_eq!(std::mem::take(&mut *RANKS.lock().unwrap()), vec![2], "splitting registration: the product whole");
+        product_with(Rewrites::DEFAULT, x.narrow(0, 0, 64), k);
+        assert_eq!(std::mem::take(&mut *RANKS.lock().unwrap()), vec![3], "shapes the kernel does not split are rewritten");
+        unregister_matmul_kernel::<F32>();
+        for y in [split, whole] {
+            y.into_data().assert_approx_eq::<f32>(&expected.clone().into_data(), Tolerance::relative(1e-4));
+        }
     }
 
     #[test]
@@ -377,5 +463,15 @@ mod tests {
         // short rows: the plain reduction
         let y = Tensor::<TestBackend, 2>::random([4, 100], Distribution::Normal(0.0, 1.0), &device);
         mean_last_dim_two_stage(y.clone()).into_data().assert_approx_eq::<f32>(&y.mean_dim(1).into_data(), Tolerance::absolute(1e-6));
+    }
+
+    /// The primitive two-stage mean equals the one-stage mean (a rank-3 input, rows × 1024).
+    #[test]
+    fn primitive_two_stage_mean_equals_mean_dim() {
+        let x = Tensor::<TestBackend, 3>::random([2, 3, 1024], Distribution::Normal(1.0, 2.0), &Default::default());
+        let two = mean_last_dim_primitive_with::<TestBackend>(true, x.clone().into_primitive().tensor());
+        let two: Tensor<TestBackend, 3> = Tensor::from_primitive(TensorPrimitive::Float(two));
+        assert_eq!(two.dims(), [2, 3, 1]);
+        two.into_data().assert_approx_eq::<f32>(&x.mean_dim(2).into_data(), Tolerance::absolute(1e-5));
     }
 }

@@ -48,11 +48,13 @@ fn routed_products_match_burns_in_values_and_gradients() {
         ("[2,3,6,5]·[2,3,5,4]", Box::new(|| run([2, 3, 6, 5], [2, 3, 5, 4], false))),
     ];
     let plain: Vec<_> = cases.iter().map(|(_, f)| f()).collect();
-    // rank-4 factors at 128 rows: `auto` owns these f32 products (burn's kernel forward, our
-    // backward, which splits `grad·rhsᵀ` — small output, inner dim 4096 — along the inner dim)
+    // rank-4 factors at 128 rows: `auto` owns these f32 products (burn's kernel, our node, which
+    // splits products with a small output and an inner dim of 4096 along the inner dim)
     let skinny: Vec<(&str, Box<dyn Fn() -> [Vec<f32>; 3]>)> = vec![
         ("[128,4]·[4,4096]", Box::new(|| run([128, 4], [4, 4096], false))),
         ("[128,4]·[4096,4]ᵀ", Box::new(|| run([128, 4], [4096, 4], true))),
+        // LoRTA's x·K / LoRA's x·Aᵀ: the forward itself is split, inside our node
+        ("[128,4096]·[4096,4]", Box::new(|| run([128, 4096], [4096, 4], false))),
     ];
     let plain_skinny: Vec<_> = skinny.iter().map(|(_, f)| f()).collect();
     assert!(cube_matmul::kernel_decisions().is_empty(), "nothing routed before registration");
@@ -85,7 +87,7 @@ fn routed_products_match_burns_in_values_and_gradients() {
             close(r, p, &format!("{what} {part} under auto"));
         }
     }
-    assert_eq!(cube_matmul::backward_splits(), splits + 2, "each lhs gradient split along the inner dim");
+    assert_eq!(cube_matmul::backward_splits(), splits + 3, "the two lhs gradients and the x·K-like forward split along the inner dim");
     assert!(cube_matmul::kernel_decisions().is_empty(), "f32: no kernel launched by the routing {:?}", cube_matmul::kernel_decisions());
     unregister_matmul_kernel::<Ad>();
 }

@@ -156,6 +156,7 @@ impl GpuArgs {
         #[cfg(any(feature = "cuda", feature = "wgpu"))]
         self.route_matmuls(kind)?;
         lorta_models::dropout::set_host_masks(kind == BackendKind::Ndarray);
+        register_fused_ops(kind);
         if kind != BackendKind::Ndarray {
             if let Some(dir) = self.kernel_cache_dir(kind) {
                 set_kernel_cache(&dir)?;
@@ -253,6 +254,21 @@ impl ComputeArgs {
     /// See [`GpuArgs::prepare`].
     pub fn prepare(&self, kind: BackendKind, dtype: DType) -> Result<()> {
         self.gpu.prepare(kind, dtype)
+    }
+}
+
+/// Layer operations with a hand-written backward (`lorta_core::fused`) for `kind`'s backend and
+/// its autodiff wrapper: fewer operations per step, which is what bounds a GPU step's host time.
+fn register_fused_ops(kind: BackendKind) {
+    match kind {
+        #[cfg(feature = "ndarray")]
+        BackendKind::Ndarray => lorta_core::fused::register::<NdArray>(),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => lorta_core::fused::register::<Wgpu>(),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => lorta_core::fused::register::<Cuda>(),
+        #[allow(unreachable_patterns)]
+        _ => {}
     }
 }
 

@@ -298,26 +298,36 @@ pub struct LlamaLayer<B: Backend> {
 }
 
 impl<B: Backend> LlamaLayer<B> {
+    /// One decoder layer on the residual stream kept as `[b·s, d]` rows (`b` sequences): the
+    /// linear maps take it as is, and only attention sees `[b, h, s, dh]` heads, so no layer
+    /// pays reshapes around each of its seven products (host time per operation bounds a GPU
+    /// step, H200 session 11).
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
-        x: Tensor<B, 3>,
+        x: Tensor<B, 2>,
+        b: usize,
         cos: Tensor<B, 4>,
         sin: Tensor<B, 4>,
         mask: Option<Tensor<B, 4, Bool>>,
         cache: Option<&mut Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
         adapters: Option<&AdapterStep<'_, B>>,
-    ) -> Tensor<B, 3> {
+    ) -> Tensor<B, 2> {
         let site = |kind| Site::new(self.index, kind);
-        let b = x.dims()[0];
+        let [rows, d] = x.dims();
+        let s = rows / b;
         let h = self.input_layernorm.forward(x.clone());
-        let [q, k, v] = HfLinear::forward_adapted_shared(
+        let [q, k, v] = HfLinear::forward_adapted_shared2(
             [&self.q_proj, &self.k_proj, &self.v_proj],
             h,
             adapters,
             [site(MatrixKind::Query), site(MatrixKind::Key), site(MatrixKind::Value)],
         );
-        let (q, k, v) = (split_heads(q, self.heads), split_heads(k, self.kv_heads), split_heads(v, self.kv_heads));
+        let heads = |t: Tensor<B, 2>, n: usize| {
+            let o = t.dims()[1];
+            split_heads(t.reshape([b, s, o]), n)
+        };
+        let (q, k, v) = (heads(q, self.heads), heads(k, self.kv_heads), heads(v, self.kv_heads));
         let q = apply_rope(q, cos.clone(), sin.clone());
         let k = apply_rope(k, cos, sin);
         let (mut k, mut v) = match cache {
@@ -338,16 +348,17 @@ impl<B: Backend> LlamaLayer<B> {
         }
         let n = self.heads / self.kv_heads;
         let ctx = merge_heads(attention_dropout(q, repeat_kv(k, n), repeat_kv(v, n), mask, self.attention_dropout));
-        let mut o = self.o_proj.forward_adapted(ctx, adapters, site(MatrixKind::Output));
+        let ctx_width = ctx.dims()[2];
+        let mut o = self.o_proj.forward_adapted2(ctx.reshape([rows, ctx_width]), adapters, site(MatrixKind::Output));
         if let Some(hb) = &self.houlsby_attention {
-            o = hb.forward(o);
+            o = hb.forward(o.reshape([b, s, d])).reshape([rows, d]);
         }
         let x = x + o;
         let h = self.post_attention_layernorm.forward(x.clone());
-        let act = burn::tensor::activation::silu(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h);
-        let mut m = self.down_proj.forward_adapted(act, adapters, site(MatrixKind::FfnDown));
+        let act = burn::tensor::activation::silu(self.gate_proj.forward2(h.clone())) * self.up_proj.forward2(h);
+        let mut m = self.down_proj.forward_adapted2(act, adapters, site(MatrixKind::FfnDown));
         if let Some(hb) = &self.houlsby_ffn {
-            m = hb.forward(m);
+            m = hb.forward(m.reshape([b, s, d])).reshape([rows, d]);
         }
         x + m
     }
@@ -518,7 +529,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
         let device = input_ids.device();
         let offset = cache.as_ref().map(|c| c.len).unwrap_or(0);
         let extra = self.prefix_len();
-        let mut x = burn::tensor::module::embedding(self.model.embed_tokens.val(), input_ids);
+        let x = burn::tensor::module::embedding(self.model.embed_tokens.val(), input_ids);
         let dtype = x.dtype();
         let first_position = match self.tuning.prefix_positions {
             PrefixPositions::AfterPrefix => extra + offset,
@@ -541,14 +552,16 @@ impl<B: Backend> LlamaForCausalLM<B> {
         };
         // shared adapter factors (LoRTA) are combined once per forward, not once per site
         let step = self.adapters.as_ref().map(|a| a.step());
+        let d = x.dims()[2];
+        let mut x = x.reshape([b * s, d]);
         for (l, layer) in self.model.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[l]);
-            x = layer.forward(x, cos.clone(), sin.clone(), mask.clone(), slot, step.as_ref());
+            x = layer.forward(x, b, cos.clone(), sin.clone(), mask.clone(), slot, step.as_ref());
         }
         if let Some(c) = cache {
             c.len += s;
         }
-        self.model.norm.forward(x)
+        self.model.norm.forward(x).reshape([b, s, d])
     }
 
     /// LM logits for hidden states.

@@ -188,6 +188,18 @@ impl<B: Backend> HfLinear<B> {
         }
     }
 
+    /// [`Self::forward_adapted`] on rows `[n, in]`.
+    pub fn forward_adapted2(&self, x: Tensor<B, 2>, adapters: Option<&AdapterStep<'_, B>>, site: Site) -> Tensor<B, 2> {
+        match adapters {
+            Some(a) if a.adapts(site) => {
+                let x = a.scale_input(site, x);
+                let y = self.forward2(x.clone());
+                a.adapt_output(site, x, y)
+            }
+            _ => self.forward2(x),
+        }
+    }
+
     /// Several maps of the same input with their adapter hooks (Q, K and V of an attention
     /// layer), equal to calling [`Self::forward_adapted`] on each; lets LoRTA share its input
     /// projection between the sites and LoRA stack their A factors.
@@ -197,16 +209,27 @@ impl<B: Backend> HfLinear<B> {
         adapters: Option<&AdapterStep<'_, B>>,
         sites: [Site; N],
     ) -> [Tensor<B, 3>; N] {
+        let [b, s, i] = x.dims();
+        Self::forward_adapted_shared2(layers, x.reshape([b * s, i]), adapters, sites).map(|y| {
+            let o = y.dims()[1];
+            y.reshape([b, s, o])
+        })
+    }
+
+    /// [`Self::forward_adapted_shared`] on rows `[n, in]`.
+    pub fn forward_adapted_shared2<const N: usize>(
+        layers: [&Self; N],
+        x: Tensor<B, 2>,
+        adapters: Option<&AdapterStep<'_, B>>,
+        sites: [Site; N],
+    ) -> [Tensor<B, 2>; N] {
         match adapters {
             Some(a @ (AdapterStep::Lorta(_) | AdapterStep::Plain(lorta_core::AdapterSet::Lora(_)))) => {
-                let [b, s, i] = x.dims();
-                let x2 = x.reshape([b * s, i]);
-                let bases: Vec<Tensor<B, 2>> = layers.iter().map(|l| l.forward2(x2.clone())).collect();
-                let outs = a.adapt_outputs(&sites, x2, bases);
-                let outs: Vec<Tensor<B, 3>> = outs.into_iter().map(|y| { let o = y.dims()[1]; y.reshape([b, s, o]) }).collect();
+                let bases: Vec<Tensor<B, 2>> = layers.iter().map(|l| l.forward2(x.clone())).collect();
+                let outs = a.adapt_outputs(&sites, x, bases);
                 outs.try_into().unwrap_or_else(|_| unreachable!("one output per site"))
             }
-            _ => std::array::from_fn(|n| layers[n].forward_adapted(x.clone(), adapters, sites[n])),
+            _ => std::array::from_fn(|n| layers[n].forward_adapted2(x.clone(), adapters, sites[n])),
         }
     }
 }
@@ -243,15 +266,8 @@ pub struct RmsNorm<B: Backend> {
 
 impl<B: Backend> RmsNorm<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let dtype = x.dtype();
-        // The upcast is written twice on purpose: one f32 copy feeding both the reduction and the
-        // scaling makes burn-cubecl-fusion 0.21 pick that copy as the fused reduction's reference
-        // layout and index it among the inputs (panic "index out of bounds" in the first
-        // half-precision training step, CUDA and wgpu; `tests/wgpu_half_precision.rs`).
-        let xf = upcast(x.clone());
-        let var = mean_last_dim(xf.clone() * xf);
-        let y = row_broadcast(upcast(x), (var + self.eps).sqrt().recip(), RowOp::Mul);
-        self.weight.val().unsqueeze() * downcast(y, dtype)
+        // one autodiff node with its own backward on registered backends, else the composite
+        lorta_core::fused::rms_norm(x, self.weight.val(), self.eps)
     }
 }
 
@@ -347,7 +363,15 @@ pub fn attention_dropout<B: Backend>(
     let [b, h, sq, dh] = q.dims();
     let sk = k.dims()[2];
     let dtype = q.dtype();
-    let scores = matmul(q, k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
+    let scale = 1.0 / (dh as f64).sqrt();
+    if p == 0.0 || !B::ad_enabled(&q.device()) {
+        // one autodiff node with its own backward where the backend has fused operations
+        let masking = lorta_core::fused::Masking { scale, mask_value: MASK_VALUE as f64 };
+        if let Some(out) = lorta_core::fused::attention(q.clone(), k.clone(), v.clone(), mask.clone(), masking) {
+            return out;
+        }
+    }
+    let scores = matmul(q, k.swap_dims(2, 3)) * scale;
     let scores = upcast(scores);
     let scores = match mask {
         Some(m) => scores.mask_fill(m.expand([b, h, sq, sk]), MASK_VALUE),

@@ -53,6 +53,9 @@ fn roberta_classification_with_padding() {
 }
 
 fn check_llama(name: &str, base: &str, adapter: Option<&str>) {
+    // RMSNorm through the fused operation, as the CLI registers it on every backend
+    lorta_core::fused::register::<B>();
+    assert!(lorta_core::fused::is_registered::<B>());
     let r = reference(name);
     let adapter = adapter.map(|a| fixture(name).join(a));
     let model = load(&fixture(base), adapter.clone());

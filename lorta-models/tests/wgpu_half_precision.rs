@@ -1,7 +1,8 @@
 //! Half-precision training through burn's kernel fusion (wgpu, lavapipe in CI): a tiny LLaMA and a
 //! tiny BERT with f32 LoRA adapters on an f16 base, forward + backward + AdamW. burn-cubecl-fusion
 //! 0.21 panicked in the first such step ("index out of bounds" in a fused reduction) until the
-//! norms cast once per use (`nn::RmsNorm::forward`); the same happened on CUDA with bf16.
+//! norms cast once per use (`lorta_core::fused`, composite and fused RMSNorm); the same happened
+//! on CUDA with bf16.
 //! ESMFold's structure module under f16: its backward overflowed f16 (NaN gradients in the first
 //! step) until it was kept in f32 under an f16 trunk.
 //! `cargo test -p lorta-models --features test-wgpu --test wgpu_half_precision`
@@ -63,6 +64,9 @@ fn llama_losses<B: AutodiffBackend>(dtype: DType) -> Vec<f32> {
 
 #[test]
 fn llama_lora_trains_in_f16_with_fusion() {
+    // RMSNorm as the CLI runs it: the fused operation with its own backward (the f32 reference
+    // on ndarray keeps the composite)
+    lorta_core::fused::register::<burn_wgpu::Wgpu<f32, i32>>();
     let half = llama_losses::<Wg>(DType::F16);
     let full = llama_losses::<Nd>(DType::F32);
     for (step, (h, f)) in half.iter().zip(&full).enumerate() {

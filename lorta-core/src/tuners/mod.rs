@@ -341,15 +341,12 @@ impl<B: Backend> AdapterStep<'_, B> {
     /// `x` onto its shared input factor once for all of them, LoRA onto the sites' stacked A
     /// factors ([`lora::Lora::deltas`]); other methods go site by site.
     pub fn adapt_outputs(&self, sites: &[Site], x: Tensor<B, 2>, bases: Vec<Tensor<B, 2>>) -> Vec<Tensor<B, 2>> {
-        let (dt, deltas) = match self {
-            AdapterStep::Lorta(l) => {
-                let dt = l.dtype();
-                (dt, l.deltas(sites, to_dtype(x, dt)))
-            }
+        let deltas = match self {
+            AdapterStep::Lorta(l) => l.deltas(sites, to_dtype(x, l.dtype())),
             AdapterStep::Plain(AdapterSet::Lora(l)) => {
                 // the first factor's dtype (AdapterSet::dtype visits every parameter, per call)
                 let dt = l.a.first().map_or(DType::F32, |a| a.val().dtype());
-                (dt, l.deltas(sites, to_dtype(x, dt)))
+                l.deltas(sites, to_dtype(x, dt))
             }
             AdapterStep::Plain(a) => return sites.iter().zip(bases).map(|(&site, base)| self.plain_output(a, site, x.clone(), base)).collect(),
         };
@@ -357,10 +354,7 @@ impl<B: Backend> AdapterStep<'_, B> {
             .into_iter()
             .zip(bases)
             .map(|(d, base)| match d {
-                Some(d) => {
-                    let out = base.dtype();
-                    to_dtype(to_dtype(base, dt) + d, out)
-                }
+                Some(d) => crate::fused::add_update(base, d),
                 None => base,
             })
             .collect()
@@ -394,10 +388,7 @@ impl<B: Backend> AdapterStep<'_, B> {
             AdapterStep::Lorta(l) => {
                 let dt = l.dtype();
                 match l.delta(site, to_dtype(x, dt)) {
-                    Some(d) => {
-                        let out = base.dtype();
-                        to_dtype(to_dtype(base, dt) + d, out)
-                    }
+                    Some(d) => crate::fused::add_update(base, d),
                     None => base,
                 }
             }
@@ -410,6 +401,10 @@ impl<B: Backend> AdapterStep<'_, B> {
         self.adapt_output(site, x.reshape([b * s, i]), base.reshape([b * s, o])).reshape([b, s, o])
     }
     pub fn scale_input3(&self, site: Site, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        // only IA3 scales inputs; the others would pay two reshapes for nothing
+        if !matches!(self, AdapterStep::Plain(AdapterSet::Ia3(_))) {
+            return x;
+        }
         let [b, s, i] = x.dims();
         self.scale_input(site, x.reshape([b * s, i])).reshape([b, s, i])
     }

@@ -22,7 +22,6 @@
 //! classification head whose dense layer is adapted with LoRA; the head part lives in
 //! lorta-models (`HeadTuning::Lora`).
 use crate::matmul::matmul;
-use crate::shapes::{row_broadcast, RowOp};
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
@@ -371,18 +370,22 @@ impl<B: Backend> Adapter<B> for Lorta<B> {
 }
 
 /// LoRTA's per-forward view: what every site shares is computed once per forward pass, so each
-/// site costs two skinny matmuls and a rank-space scaling, exactly like a LoRA of rank r.
+/// site costs two skinny matmuls, exactly like a LoRA of rank r.
 /// K = KR(C_h, B) `[d, r]` (row i·d/h + j = C_h[i] ⊙ B[j]) contracts a head-split axis in one
-/// matmul; W `[L·M, r]` holds s·C_l[l] ⊙ C_m[m] for every site. Input-axis sites compute
-/// (x·K)·(diag(w)·Aᵀ), output-axis sites (x·A)·(diag(w)·Kᵀ). Paper layout only (untied ablations use
-/// the general path).
+/// matmul; s·C_l[l] ⊙ C_m[m] scales the output factor of site (l, m), and the scaled output
+/// factors of all L·M sites are formed at once, `[L·M, r, out]` (diag(w)·Aᵀ, or diag(w)·Kᵀ for
+/// output-axis sites): one operation per forward instead of a handful per site, which matters
+/// because a GPU step of a 32-layer model is bound by the host's cost per operation (H200,
+/// session 11). Input-axis sites compute (x·K)·(diag(w)·Aᵀ), output-axis sites (x·A)·(diag(w)·Kᵀ).
+/// Paper layout only (untied ablations use the general path).
 #[derive(Debug, Clone)]
 pub struct LortaStep<B: Backend> {
     a: Tensor<B, 2>,
-    a_t: Tensor<B, 2>,
     k: Tensor<B, 2>,
-    k_t: Tensor<B, 2>,
-    w: Tensor<B, 2>,
+    /// `[L·M, r, d]`: row block l·M + m is diag(w_{l,m})·Aᵀ (`None` when no site needs it).
+    scaled_a_t: Option<Tensor<B, 3>>,
+    /// `[L·M, r, d]`: the same with Kᵀ, for sites whose heads split the output axis.
+    scaled_k_t: Option<Tensor<B, 3>>,
     kinds: Vec<MatrixKind>,
     layers: usize,
     head_axis: HeadAxis,
@@ -402,15 +405,19 @@ impl<B: Backend> Lorta<B> {
         let (cl, cm) = (self.factor(Role::Layer)?, self.factor(Role::Matrix)?);
         let (l, m) = (cl.dims()[0], cm.dims()[0]);
         let w = (cl.unsqueeze_dim::<3>(1) * cm.unsqueeze_dim::<3>(0)).reshape([l * m, r]).mul_scalar(self.config.scaling());
+        let kinds = self.config.targets.clone();
+        let axis = self.config.head_axis;
+        let splits_output = |k: &MatrixKind| axis == HeadAxis::Output && *k != MatrixKind::Output;
+        // every site's scaled output factor at once: w [L·M, r, 1] ⊙ factorᵀ [1, r, out]
+        let scale = |factor: &Tensor<B, 2>| w.clone().unsqueeze_dim::<3>(2) * factor.clone().transpose().unsqueeze_dim::<3>(0);
         Some(LortaStep {
-            a_t: a.clone().transpose(),
+            scaled_a_t: kinds.iter().any(|k| !splits_output(k)).then(|| scale(&a)),
+            scaled_k_t: kinds.iter().any(splits_output).then(|| scale(&k)),
             a,
-            k_t: k.clone().transpose(),
             k,
-            w,
-            kinds: self.config.targets.clone(),
+            kinds,
             layers: l,
-            head_axis: self.config.head_axis,
+            head_axis: axis,
         })
     }
 }
@@ -441,17 +448,14 @@ impl<B: Backend> LortaStep<B> {
                 if site.layer >= self.layers {
                     return None;
                 }
-                // the site's scaling as a column [r, 1], applied to the small output factor rather
-                // than to z [n, r]: its gradient is then a sum over the output features instead of
-                // over the n rows (65,536 pair rows in the folding trunk: a one-cube reduction per
-                // site, 0.9 ms each on an H200)
-                let w = self.w.clone().narrow(0, site.layer * self.kinds.len() + m, 1).transpose();
                 let split_output = self.head_axis == HeadAxis::Output && site.kind != MatrixKind::Output;
-                let (input_factor, output_factor_t) = if split_output { (&self.a, &self.k_t) } else { (&self.k, &self.a_t) };
+                let (input_factor, scaled) = if split_output { (&self.a, &self.scaled_k_t) } else { (&self.k, &self.scaled_a_t) };
+                let scaled = scaled.as_ref().expect("formed for every kind that uses it");
+                let [_, r, out] = scaled.dims();
+                // the site's block: a contiguous view, no copy
+                let factor = scaled.clone().narrow(0, site.layer * self.kinds.len() + m, 1).reshape([r, out]);
                 let z = projected[split_output as usize].get_or_insert_with(|| matmul(x.clone(), input_factor.clone())).clone();
-                // blocked rows: the sum over output features for w's gradient is not one
-                // thread per rank row (LLaMA-2-7B: 4 rows × 4096, H200 session 11)
-                Some(matmul(z, row_broadcast(output_factor_t.clone(), w, RowOp::Mul)))
+                Some(matmul(z, factor))
             })
             .collect()
     }

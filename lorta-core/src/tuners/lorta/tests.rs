@@ -248,3 +248,30 @@ fn shared_input_projection_equals_site_by_site_deltas() {
         }
     }
 }
+
+/// The per-forward view's gradients (every factor, and x) equal the general path's, both head
+/// axes, sites of both layers and every kind (the view slices one tensor of all sites' scaled
+/// output factors, so each site's gradient must land in its own block).
+#[test]
+fn per_forward_step_view_gradients_equal_the_general_path() {
+    for axis in [HeadAxis::Input, HeadAxis::Output] {
+        let cfg = LortaConfig::new(3, MatrixKind::ATTENTION.to_vec()).with_head_axis(axis).with_alpha(5.0);
+        let lorta = random_lorta::<TestAutodiff>(&cfg, 41);
+        let step = lorta.step().expect("paper layout");
+        let x = random::<TestAutodiff, 2>([5, 12], &mut StdRng::seed_from_u64(42)).require_grad();
+        let sites = shape().sites(&MatrixKind::ATTENTION);
+        let weights: Vec<Tensor<TestAutodiff, 2>> =
+            (0..sites.len()).map(|i| random::<TestAutodiff, 2>([5, 12], &mut StdRng::seed_from_u64(100 + i as u64))).collect();
+        let loss = |delta: &dyn Fn(Site) -> Tensor<TestAutodiff, 2>| {
+            sites.iter().zip(&weights).map(|(&s, w)| (delta(s) * w.clone()).sum()).reduce(|a, b| a + b).unwrap()
+        };
+        let g_step = loss(&|s| step.delta(s, x.clone()).unwrap()).backward();
+        let g_general = loss(&|s| lorta.delta(s, x.clone()).unwrap()).backward();
+        for (i, f) in lorta.groups[0].factors.iter().enumerate() {
+            let a = f.val().grad(&g_step).expect("step grad");
+            let b = f.val().grad(&g_general).expect("general grad");
+            assert_close(&to_f64(a), &to_f64(b), 1e-4, &format!("{axis:?} factor {i}"));
+        }
+        assert_close(&to_f64(x.grad(&g_step).unwrap()), &to_f64(x.grad(&g_general).unwrap()), 1e-4, &format!("{axis:?} x"));
+    }
+}

@@ -1,0 +1,508 @@
+//! Layer operations with a hand-written backward pass, each one autodiff node instead of many.
+//!
+//! A GPU training step of LLaMA-2-7B at 128 tokens is bound by the host's cost per tensor
+//! operation: autodiff bookkeeping on the stepping thread and burn-fusion's registration on its
+//! device thread, both busy for the whole step (H200, session 11: ~15 µs of host time per
+//! operation, ~10,000 operations per step). Each operation here replaces a composite:
+//! - [`rms_norm`]: ~18 tracked operations forward and ~30 backward → one node (~12 untracked
+//!   operations forward, ~15 backward);
+//! - [`attention`]: scores, scaling, f32 softmax, mask and the product with `v` (nine nodes, ~25
+//!   backward operations) → one node whose backward is the softmax gradient in closed form;
+//! - [`add_update`]: a half-precision base output joined by an f32 adapter update (three casts
+//!   and an addition) → one node.
+//!
+//! Generic model code reaches them through a registry keyed by backend type (as products reach
+//! `cube_matmul`): [`register`] adds a backend and its autodiff wrapper; on any other backend the
+//! composite runs. `LORTA_FUSED_OPS` switches them for A/B measurements: unset or `all`, `none`,
+//! or a comma list of `rms_norm`, `attention`, `add_update`.
+use crate::shapes::mean_last_dim_primitive;
+use burn::tensor::{backend::Backend, ops::{BoolTensor, FloatTensor}, Bool, DType, FloatDType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{binary, Backward, Ops, OpsKind};
+use burn_autodiff::Autodiff;
+use std::any::{Any, TypeId};
+use std::sync::{OnceLock, RwLock};
+
+type RmsNormFn<B> = fn(FloatTensor<B>, FloatTensor<B>, f64) -> FloatTensor<B>;
+type AttentionFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, Option<BoolTensor<B>>, Masking) -> FloatTensor<B>;
+
+type AddUpdateFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+
+/// A backend's fused operations.
+struct FusedOps<B: Backend> {
+    rms_norm: RmsNormFn<B>,
+    attention: AttentionFn<B>,
+    add_update: AddUpdateFn<B>,
+}
+
+impl<B: Backend> Clone for FusedOps<B> {
+    fn clone(&self) -> Self {
+        FusedOps { rms_norm: self.rms_norm, attention: self.attention, add_update: self.add_update }
+    }
+}
+
+/// Scale of the scores and the value masked positions get (before the softmax).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Masking {
+    pub scale: f64,
+    pub mask_value: f64,
+}
+
+fn registry() -> &'static RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>> {
+    static ALL: OnceLock<RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>>> = OnceLock::new();
+    ALL.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// The operations `LORTA_FUSED_OPS` leaves on: unset or `all`: every one; `0` or `none`: none;
+/// otherwise a comma list of `rms_norm`, `attention`, `add_update` (A/B measurements).
+fn enabled(op: &str) -> bool {
+    static SPEC: OnceLock<Option<String>> = OnceLock::new();
+    op_enabled(SPEC.get_or_init(|| std::env::var("LORTA_FUSED_OPS").ok()).as_deref(), op)
+}
+
+fn op_enabled(spec: Option<&str>, op: &str) -> bool {
+    match spec.map(str::trim) {
+        None | Some("all") | Some("") => true,
+        Some("0") | Some("none") => false,
+        Some(list) => list.split(',').any(|w| w.trim() == op),
+    }
+}
+
+fn add<B: Backend>(ops: FusedOps<B>) {
+    let mut all = registry().write().unwrap_or_else(|e| e.into_inner());
+    all.retain(|(id, _)| *id != TypeId::of::<B>());
+    all.push((TypeId::of::<B>(), Box::new(ops)));
+}
+
+/// Gives backend `B` (inference: the fused forwards) and `Autodiff<B>` (training: forwards and
+/// hand-written backwards) the fused operations.
+pub fn register<B: Backend>() {
+    add::<B>(FusedOps {
+        rms_norm: |x, w, eps| rms_norm_forward::<B>(x, w, eps).0,
+        attention: |q, k, v, m, s| attention_forward::<B>(q, k, v, m, s).0,
+        add_update: add_update_forward::<B>,
+    });
+    add::<Autodiff<B>>(FusedOps {
+        rms_norm: rms_norm_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
+        attention: attention_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
+        add_update: add_update_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
+    });
+}
+
+fn registered<B: Backend>(op: &str) -> Option<FusedOps<B>> {
+    if !enabled(op) {
+        return None;
+    }
+    let all = registry().read().unwrap_or_else(|e| e.into_inner());
+    all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, f)| f.downcast_ref::<FusedOps<B>>().cloned())
+}
+
+/// Whether `B` runs the fused operations (registered, not switched off).
+pub fn is_registered<B: Backend>() -> bool {
+    ["rms_norm", "attention", "add_update"].iter().any(|op| registered::<B>(op).is_some())
+}
+
+/// LLaMA's RMSNorm, `weight ⊙ to_dtype(x·rsqrt(mean(x²) + eps))` with the statistics in f32 (as
+/// Hugging Face computes it), over the last dim; `weight: [len]`.
+pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>, weight: Tensor<B, 1>, eps: f64) -> Tensor<B, D> {
+    match registered::<B>("rms_norm") {
+        Some(ops) => {
+            let y = (ops.rms_norm)(x.into_primitive().tensor(), weight.into_primitive().tensor(), eps);
+            Tensor::from_primitive(TensorPrimitive::Float(y))
+        }
+        None => rms_norm_composite(x, weight, eps),
+    }
+}
+
+/// [`rms_norm`] from tensor operations (autodiff differentiates it step by step).
+pub fn rms_norm_composite<B: Backend, const D: usize>(x: Tensor<B, D>, weight: Tensor<B, 1>, eps: f64) -> Tensor<B, D> {
+    use crate::shapes::{mean_last_dim, row_broadcast, RowOp};
+    let dtype = x.dtype();
+    // The upcast is written twice on purpose: one f32 copy feeding both the reduction and the
+    // scaling makes burn-cubecl-fusion 0.21 pick that copy as the fused reduction's reference
+    // layout and index it among the inputs (panic "index out of bounds" in the first
+    // half-precision training step, CUDA and wgpu; lorta-models' `tests/wgpu_half_precision.rs`).
+    let xf = upcast(x.clone());
+    let var = mean_last_dim(xf.clone() * xf);
+    let y = row_broadcast(upcast(x), (var + eps).sqrt().recip(), RowOp::Mul);
+    weight.unsqueeze() * downcast(y, dtype)
+}
+
+fn upcast<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if matches!(x.dtype(), DType::F32 | DType::F64) {
+        x
+    } else {
+        x.cast(FloatDType::F32)
+    }
+}
+
+fn downcast<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+    if x.dtype() == dtype {
+        x
+    } else {
+        x.cast(dtype)
+    }
+}
+
+fn upcast_primitive<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    if matches!(x.dtype(), DType::F32 | DType::F64) {
+        x
+    } else {
+        B::float_cast(x, FloatDType::F32)
+    }
+}
+
+fn downcast_primitive<B: Backend>(x: FloatTensor<B>, dtype: DType) -> FloatTensor<B> {
+    if x.dtype() == dtype {
+        x
+    } else {
+        B::float_cast(x, dtype.into())
+    }
+}
+
+/// `weight: [len]` as `[1, …, 1, len]` of `rank` dims, to broadcast over rows.
+fn weight_row<B: Backend>(weight: FloatTensor<B>, rank: usize) -> FloatTensor<B> {
+    let len = weight.shape()[0];
+    let mut dims = vec![1; rank];
+    dims[rank - 1] = len;
+    B::float_reshape(weight, Shape::from(dims))
+}
+
+/// `(y, rstd)`: the output and `1/√(mean(x²) + eps)` per row (f32, last dim 1).
+fn rms_norm_forward<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, eps: f64) -> (FloatTensor<B>, FloatTensor<B>) {
+    let (dtype, rank) = (x.dtype(), x.shape().num_dims());
+    // two casts, not one shared copy: see `rms_norm_composite`
+    let for_mean = upcast_primitive::<B>(x.clone());
+    let mean_sq = mean_last_dim_primitive::<B>(B::float_mul(for_mean.clone(), for_mean));
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(mean_sq, eps.into())));
+    let normed = downcast_primitive::<B>(B::float_mul(upcast_primitive::<B>(x), rstd.clone()), dtype);
+    (B::float_mul(normed, weight_row::<B>(weight, rank)), rstd)
+}
+
+/// The gradient of `x` from the output's `grad`: with ĝ = grad ⊙ weight (in the input dtype, as
+/// the forward's last product), `dx = rstd·ĝ − x·rstd³·mean(ĝ ⊙ x)`.
+fn rms_norm_grad_x<B: Backend>(grad: FloatTensor<B>, x: FloatTensor<B>, weight: FloatTensor<B>, rstd: FloatTensor<B>) -> FloatTensor<B> {
+    let (dtype, rank) = (x.dtype(), x.shape().num_dims());
+    let g_w = B::float_mul(grad, weight_row::<B>(weight, rank));
+    // separate casts for the reduction and the elementwise part (see `rms_norm_composite`)
+    let dot = mean_last_dim_primitive::<B>(B::float_mul(upcast_primitive::<B>(g_w.clone()), upcast_primitive::<B>(x.clone())));
+    let rstd3_dot = B::float_mul(B::float_mul(B::float_mul(rstd.clone(), rstd.clone()), rstd.clone()), dot);
+    let dx = B::float_sub(B::float_mul(upcast_primitive::<B>(g_w), rstd), B::float_mul(upcast_primitive::<B>(x), rstd3_dot));
+    downcast_primitive::<B>(dx, dtype)
+}
+
+/// The gradient of `weight`: grad ⊙ normalised x, summed over all rows.
+fn rms_norm_grad_weight<B: Backend>(grad: FloatTensor<B>, x: FloatTensor<B>, rstd: FloatTensor<B>, len: usize) -> FloatTensor<B> {
+    let dtype = x.dtype();
+    let normed = downcast_primitive::<B>(B::float_mul(upcast_primitive::<B>(x), rstd), dtype);
+    let rows = grad.shape().num_elements() / len;
+    let per_row = B::float_reshape(B::float_mul(grad, normed), Shape::new([rows, len]));
+    B::float_reshape(B::float_sum_dim(per_row, 0), Shape::new([len]))
+}
+
+#[derive(Debug)]
+struct RmsNormBackward;
+
+impl<B: Backend> Backward<B, 2> for RmsNormBackward {
+    /// x, weight, rstd.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (x, weight, rstd) = ops.state;
+        let len = weight.shape()[0];
+        let (x2, rstd2) = (x.clone(), rstd.clone());
+        binary::<B, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            |grad| rms_norm_grad_x::<B>(grad, x, weight, rstd),
+            |grad| rms_norm_grad_weight::<B>(grad, x2, rstd2, len),
+        );
+    }
+}
+
+fn rms_norm_autodiff<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    eps: f64,
+) -> FloatTensor<Autodiff<B, C>> {
+    match RmsNormBackward.prepare::<C>([x.node.clone(), weight.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, rstd) = rms_norm_forward::<B>(x.primitive.clone(), weight.primitive.clone(), eps);
+            prep.finish((x.primitive, weight.primitive, rstd), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(rms_norm_forward::<B>(x.primitive, weight.primitive, eps).0),
+    }
+}
+
+/// Attention `softmax(mask(q·kᵀ·scale))·v` over `[b, h, s, dh]` heads (`k`, `v` already repeated
+/// to `h` heads), with the scores and the softmax in f32 and the probabilities in the input
+/// dtype (Hugging Face's eager attention); `mask` (true = masked) broadcasts to `[b, h, sq, sk]`.
+/// `None` where `B` has no fused operations: the caller runs its composite.
+pub fn attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: Option<Tensor<B, 4, Bool>>,
+    masking: Masking,
+) -> Option<Tensor<B, 4>> {
+    // f32 products on CUDA take the exact split form (`crate::matmul`); this op would skip it
+    if q.dtype() == DType::F32 && crate::matmul::exact_f32_matmul() {
+        return None;
+    }
+    let ops = registered::<B>("attention")?;
+    let [b, h, sq, _] = q.dims();
+    let sk = k.dims()[2];
+    let mask = mask.map(|m| m.expand([b, h, sq, sk]).into_primitive());
+    let out = (ops.attention)(q.into_primitive().tensor(), k.into_primitive().tensor(), v.into_primitive().tensor(), mask, masking);
+    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+}
+
+/// `(out, probabilities in f32, probabilities in the input dtype)`.
+fn attention_forward<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    mask: Option<BoolTensor<B>>,
+    masking: Masking,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let dtype = q.dtype();
+    let scores = B::float_mul_scalar(B::float_matmul(q, B::float_swap_dims(k, 2, 3)), masking.scale.into());
+    let scores = upcast_primitive::<B>(scores);
+    let scores = match mask {
+        Some(m) => B::float_mask_fill(scores, m, masking.mask_value.into()),
+        None => scores,
+    };
+    let max = B::float_max_dim(scores.clone(), 3);
+    let exp = B::float_exp(B::float_sub(scores, max));
+    let probs = B::float_div(exp.clone(), B::float_sum_dim(exp, 3));
+    let probs_low = downcast_primitive::<B>(probs.clone(), dtype);
+    (B::float_matmul(probs_low.clone(), v), probs, probs_low)
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl<B: Backend> Backward<B, 3> for AttentionBackward {
+    /// q, k, v, probabilities (f32 and input dtype), scale.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (q, k, v, probs, probs_low, scale) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let [node_q, node_k, node_v] = ops.parents;
+        let dtype = grad.dtype();
+        if let Some(node) = node_v {
+            let dv = B::float_matmul(B::float_swap_dims(probs_low, 2, 3), grad.clone());
+            grads.register::<B>(node.id, dv);
+        }
+        if node_q.is_none() && node_k.is_none() {
+            return;
+        }
+        // softmax backward in f32: ds = p ⊙ (dp − Σ dp ⊙ p); masked positions have p = 0.
+        // Separate casts for the reduction and the elementwise part (see `rms_norm_composite`).
+        let dp = B::float_matmul(grad, B::float_swap_dims(v, 2, 3));
+        let dot = B::float_sum_dim(B::float_mul(upcast_primitive::<B>(dp.clone()), probs.clone()), 3);
+        let ds = B::float_mul(probs, B::float_sub(upcast_primitive::<B>(dp), dot));
+        let ds = downcast_primitive::<B>(B::float_mul_scalar(ds, scale.into()), dtype);
+        if let Some(node) = node_q {
+            grads.register::<B>(node.id, B::float_matmul(ds.clone(), k));
+        }
+        if let Some(node) = node_k {
+            grads.register::<B>(node.id, B::float_matmul(B::float_swap_dims(ds, 2, 3), q));
+        }
+    }
+}
+
+fn attention_autodiff<B: Backend, C: CheckpointStrategy>(
+    q: FloatTensor<Autodiff<B, C>>,
+    k: FloatTensor<Autodiff<B, C>>,
+    v: FloatTensor<Autodiff<B, C>>,
+    mask: Option<BoolTensor<B>>,
+    masking: Masking,
+) -> FloatTensor<Autodiff<B, C>> {
+    match AttentionBackward.prepare::<C>([q.node.clone(), k.node.clone(), v.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (out, probs, probs_low) = attention_forward::<B>(q.primitive.clone(), k.primitive.clone(), v.primitive.clone(), mask, masking);
+            prep.finish((q.primitive, k.primitive, v.primitive, probs, probs_low, masking.scale), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(attention_forward::<B>(q.primitive, k.primitive, v.primitive, mask, masking).0),
+    }
+}
+
+/// `base + update` computed in the update's dtype and rounded once to the base's: a frozen
+/// half-precision base output joined by an f32 adapter update (PEFT's `autocast_adapter_dtype`).
+/// Its backward passes the gradient to `base` unchanged (rounding an already half-precision
+/// gradient is the identity) and widens it for `update`: one operation instead of three casts
+/// and an addition, forward and back.
+pub fn add_update<B: Backend, const D: usize>(base: Tensor<B, D>, update: Tensor<B, D>) -> Tensor<B, D> {
+    let out = base.dtype();
+    if update.dtype() == out {
+        return base + update;
+    }
+    match registered::<B>("add_update") {
+        Some(ops) => Tensor::from_primitive(TensorPrimitive::Float((ops.add_update)(base.into_primitive().tensor(), update.into_primitive().tensor()))),
+        None => downcast(base.cast(update.dtype()) + update, out),
+    }
+}
+
+fn add_update_forward<B: Backend>(base: FloatTensor<B>, update: FloatTensor<B>) -> FloatTensor<B> {
+    let out = base.dtype();
+    let wide = B::float_cast(base, update.dtype().into());
+    downcast_primitive::<B>(B::float_add(wide, update), out)
+}
+
+#[derive(Debug)]
+struct AddUpdateBackward;
+
+impl<B: Backend> Backward<B, 2> for AddUpdateBackward {
+    /// The update's dtype.
+    type State = DType;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let wide = ops.state;
+        binary::<B, _, _>(ops.parents, ops.node, grads, |grad| grad, |grad| B::float_cast(grad, wide.into()));
+    }
+}
+
+fn add_update_autodiff<B: Backend, C: CheckpointStrategy>(base: FloatTensor<Autodiff<B, C>>, update: FloatTensor<Autodiff<B, C>>) -> FloatTensor<Autodiff<B, C>> {
+    let wide = update.primitive.dtype();
+    match AddUpdateBackward.prepare::<C>([base.node.clone(), update.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(wide, add_update_forward::<B>(base.primitive, update.primitive)),
+        OpsKind::UnTracked(prep) => prep.finish(add_update_forward::<B>(base.primitive, update.primitive)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{assert_close, to_f64, TestAutodiff, TestBackend};
+    use burn::tensor::Distribution;
+
+    fn fused<const D: usize>(x: Tensor<TestAutodiff, D>, w: Tensor<TestAutodiff, 1>, eps: f64) -> Tensor<TestAutodiff, D> {
+        let y = rms_norm_autodiff::<TestBackend, burn_autodiff::checkpoint::strategy::NoCheckpointing>(x.into_primitive().tensor(), w.into_primitive().tensor(), eps);
+        Tensor::from_primitive(TensorPrimitive::Float(y))
+    }
+
+    /// Values and the gradients of x and of the weight (trainable under full fine-tuning) equal
+    /// autodiff's through the composite; also with the weight frozen (no weight gradient asked).
+    #[test]
+    fn fused_rms_norm_equals_the_composite_in_value_and_gradients() {
+        let dev = Default::default();
+        for (dims, train_weight) in [([3, 5, 96], true), ([2, 4, 1024], true), ([2, 4, 1024], false)] {
+            let x = Tensor::<TestAutodiff, 3>::random(dims, Distribution::Normal(0.5, 2.0), &dev).require_grad();
+            let w = Tensor::<TestAutodiff, 1>::random([dims[2]], Distribution::Normal(1.0, 0.3), &dev);
+            let w = if train_weight { w.require_grad() } else { w };
+            let weights = Tensor::<TestAutodiff, 3>::random(dims, Distribution::Normal(0.0, 1.0), &dev);
+            let a = fused(x.clone(), w.clone(), 1e-5);
+            let b = rms_norm_composite(x.clone(), w.clone(), 1e-5);
+            let what = format!("{dims:?} weight trained {train_weight}");
+            assert_close(&to_f64(a.clone().inner()), &to_f64(b.clone().inner()), 1e-5, &format!("{what}: value"));
+            let ga = (a * weights.clone()).sum().backward();
+            let gb = (b * weights).sum().backward();
+            assert_close(&to_f64(x.grad(&ga).unwrap()), &to_f64(x.grad(&gb).unwrap()), 1e-4, &format!("{what}: x gradient"));
+            match (w.grad(&ga), w.grad(&gb)) {
+                (Some(p), Some(q)) => assert_close(&to_f64(p), &to_f64(q), 1e-4, &format!("{what}: weight gradient")),
+                (None, None) => assert!(!train_weight, "{what}: no weight gradient"),
+                (p, q) => panic!("{what}: weight gradient fused {} vs composite {}", p.is_some(), q.is_some()),
+            }
+        }
+    }
+
+    /// Registration routes `rms_norm` of that backend (and its autodiff wrapper) to the fused op.
+    /// (NdArray<f64>: no other test registers it.)
+    #[test]
+    fn registration_routes_the_backend_and_its_autodiff_wrapper() {
+        type F64 = burn_ndarray::NdArray<f64>;
+        assert!(!is_registered::<F64>() && !is_registered::<Autodiff<F64>>());
+        register::<F64>();
+        assert!(is_registered::<F64>() && is_registered::<Autodiff<F64>>());
+        let dev = Default::default();
+        let x = Tensor::<Autodiff<F64>, 2>::random([4, 8], Distribution::Normal(0.0, 1.0), &dev);
+        let w = Tensor::<Autodiff<F64>, 1>::ones([8], &dev);
+        let y = rms_norm(x.clone(), w.clone(), 1e-6);
+        assert_close(&to_f64(y.inner()), &to_f64(rms_norm_composite(x, w, 1e-6).inner()), 1e-10, "routed value");
+    }
+
+    fn fused_attention(q: Tensor<TestAutodiff, 4>, k: Tensor<TestAutodiff, 4>, v: Tensor<TestAutodiff, 4>, mask: Option<Tensor<TestAutodiff, 4, Bool>>, masking: Masking) -> Tensor<TestAutodiff, 4> {
+        let [b, h, sq, _] = q.dims();
+        let sk = k.dims()[2];
+        let mask = mask.map(|m| m.expand([b, h, sq, sk]).into_primitive());
+        let out = attention_autodiff::<TestBackend, burn_autodiff::checkpoint::strategy::NoCheckpointing>(
+            q.into_primitive().tensor(),
+            k.into_primitive().tensor(),
+            v.into_primitive().tensor(),
+            mask,
+            masking,
+        );
+        Tensor::from_primitive(TensorPrimitive::Float(out))
+    }
+
+    /// Attention as one node equals autodiff through softmax(mask(q·kᵀ·s))·v: values and the
+    /// gradients of q, k and v, with a causal mask and without; and only the asked gradients.
+    #[test]
+    fn fused_attention_equals_the_composite_in_value_and_gradients() {
+        let dev = Default::default();
+        let (b, h, sq, sk, dh) = (2, 3, 5, 5, 8);
+        let masking = Masking { scale: 1.0 / (dh as f64).sqrt(), mask_value: -65504.0 };
+        let causal: Vec<bool> = (0..sq * sk).map(|i| i % sk > i / sk).collect();
+        let causal = Tensor::<TestAutodiff, 4, Bool>::from_data(burn::tensor::TensorData::new(causal, [1, 1, sq, sk]), &dev);
+        for mask in [None, Some(causal)] {
+            let q = Tensor::<TestAutodiff, 4>::random([b, h, sq, dh], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+            let k = Tensor::<TestAutodiff, 4>::random([b, h, sk, dh], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+            let v = Tensor::<TestAutodiff, 4>::random([b, h, sk, dh], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+            let weights = Tensor::<TestAutodiff, 4>::random([b, h, sq, dh], Distribution::Normal(0.0, 1.0), &dev);
+            let scores = q.clone().matmul(k.clone().swap_dims(2, 3)) * masking.scale;
+            let scores = match &mask {
+                Some(m) => scores.mask_fill(m.clone().expand([b, h, sq, sk]), masking.mask_value),
+                None => scores,
+            };
+            let reference = burn::tensor::activation::softmax(scores, 3).matmul(v.clone());
+            let fused = fused_attention(q.clone(), k.clone(), v.clone(), mask.clone(), masking);
+            let what = if mask.is_some() { "causal" } else { "unmasked" };
+            assert_close(&to_f64(fused.clone().inner()), &to_f64(reference.clone().inner()), 1e-5, &format!("{what}: value"));
+            let ga = (fused * weights.clone()).sum().backward();
+            let gb = (reference * weights.clone()).sum().backward();
+            for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
+                assert_close(&to_f64(t.grad(&ga).unwrap()), &to_f64(t.grad(&gb).unwrap()), 1e-4, &format!("{what}: {name} gradient"));
+            }
+            // v untracked: its gradient is not formed, q's and k's still are
+            let v_const = v.clone().detach().set_require_grad(false);
+            let g = (fused_attention(q.clone(), k.clone(), v_const.clone(), mask.clone(), masking) * weights).sum().backward();
+            let got = (v_const.grad(&g).is_some(), q.grad(&g).is_some(), k.grad(&g).is_some());
+            assert_eq!(got, (false, true, true), "{what}: gradients of (v, q, k)");
+        }
+    }
+
+    /// The update join as one node equals the casts and addition it replaces, in value and in
+    /// both gradients (f32 base, f64 update: the dtype pair ndarray has).
+    #[test]
+    fn fused_add_update_equals_the_composite() {
+        let dev = Default::default();
+        let base = Tensor::<TestAutodiff, 2>::random([4, 6], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let update = Tensor::<TestAutodiff, 2>::random([4, 6], Distribution::Normal(0.0, 1.0), &dev).cast(FloatDType::F64).require_grad();
+        let weights = Tensor::<TestAutodiff, 2>::random([4, 6], Distribution::Normal(0.0, 1.0), &dev);
+        let fused = add_update_autodiff::<TestBackend, burn_autodiff::checkpoint::strategy::NoCheckpointing>(
+            base.clone().into_primitive().tensor(),
+            update.clone().into_primitive().tensor(),
+        );
+        let fused: Tensor<TestAutodiff, 2> = Tensor::from_primitive(TensorPrimitive::Float(fused));
+        let composite = downcast(base.clone().cast(FloatDType::F64) + update.clone(), DType::F32);
+        assert_eq!((fused.dtype(), composite.dtype()), (DType::F32, DType::F32));
+        assert_close(&to_f64(fused.clone().inner()), &to_f64(composite.clone().inner()), 1e-7, "value");
+        let ga = (fused * weights.clone()).sum().backward();
+        let gb = (composite * weights).sum().backward();
+        assert_close(&to_f64(base.grad(&ga).unwrap()), &to_f64(base.grad(&gb).unwrap()), 1e-7, "base gradient");
+        let (ua, ub) = (update.grad(&ga).unwrap(), update.grad(&gb).unwrap());
+        assert_eq!((ua.dtype(), ub.dtype()), (DType::F64, DType::F64), "update gradient dtype");
+        assert_close(&to_f64(ua), &to_f64(ub), 1e-7, "update gradient");
+    }
+
+    #[test]
+    fn switch_spec_picks_operations() {
+        assert!(op_enabled(None, "attention") && op_enabled(Some("all"), "rms_norm"));
+        assert!(!op_enabled(Some("0"), "rms_norm") && !op_enabled(Some("none"), "attention"));
+        assert!(op_enabled(Some("rms_norm, add_update"), "add_update") && !op_enabled(Some("rms_norm,add_update"), "attention"));
+    }
+}
