@@ -8,13 +8,14 @@
 //!   operations forward, ~15 backward);
 //! - [`attention`]: scores, scaling, f32 softmax, mask and the product with `v` (nine nodes, ~25
 //!   backward operations) → one node whose backward is the softmax gradient in closed form;
+//!   [`rope_attention`] also takes LLaMA's head split, RoPE and head merge into that node;
 //! - [`add_update`]: a half-precision base output joined by an f32 adapter update (three casts
 //!   and an addition) → one node.
 //!
 //! Generic model code reaches them through a registry keyed by backend type (as products reach
 //! `cube_matmul`): [`register`] adds a backend and its autodiff wrapper; on any other backend the
 //! composite runs. `LORTA_FUSED_OPS` switches them for A/B measurements: unset or `all`, `none`,
-//! or a comma list of `rms_norm`, `attention`, `add_update`.
+//! or a comma list of `rms_norm`, `attention` (both attentions), `add_update`.
 use crate::shapes::mean_last_dim_primitive;
 use burn::tensor::{backend::Backend, ops::{BoolTensor, FloatTensor}, Bool, DType, FloatDType, Shape, Tensor, TensorMetadata, TensorPrimitive};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -28,17 +29,19 @@ type RmsNormFn<B> = fn(FloatTensor<B>, FloatTensor<B>, f64) -> FloatTensor<B>;
 type AttentionFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, Option<BoolTensor<B>>, Masking) -> FloatTensor<B>;
 
 type AddUpdateFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+type RopeAttentionFn<B> = fn([FloatTensor<B>; 3], [FloatTensor<B>; 2], Option<BoolTensor<B>>, Masking, HeadLayout) -> FloatTensor<B>;
 
 /// A backend's fused operations.
 struct FusedOps<B: Backend> {
     rms_norm: RmsNormFn<B>,
     attention: AttentionFn<B>,
+    rope_attention: RopeAttentionFn<B>,
     add_update: AddUpdateFn<B>,
 }
 
 impl<B: Backend> Clone for FusedOps<B> {
     fn clone(&self) -> Self {
-        FusedOps { rms_norm: self.rms_norm, attention: self.attention, add_update: self.add_update }
+        FusedOps { rms_norm: self.rms_norm, attention: self.attention, rope_attention: self.rope_attention, add_update: self.add_update }
     }
 }
 
@@ -81,11 +84,13 @@ pub fn register<B: Backend>() {
     add::<B>(FusedOps {
         rms_norm: |x, w, eps| rms_norm_forward::<B>(x, w, eps).0,
         attention: |q, k, v, m, s| attention_forward::<B>(q, k, v, m, s).0,
+        rope_attention: |qkv, tables, m, s, layout| rope_attention_forward::<B>(qkv, tables, m, s, layout).0,
         add_update: add_update_forward::<B>,
     });
     add::<Autodiff<B>>(FusedOps {
         rms_norm: rms_norm_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
         attention: attention_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
+        rope_attention: rope_attention_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
         add_update: add_update_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
     });
 }
@@ -292,27 +297,39 @@ impl<B: Backend> Backward<B, 3> for AttentionBackward {
         let (q, k, v, probs, probs_low, scale) = ops.state;
         let grad = grads.consume::<B>(&ops.node);
         let [node_q, node_k, node_v] = ops.parents;
-        let dtype = grad.dtype();
-        if let Some(node) = node_v {
-            let dv = B::float_matmul(B::float_swap_dims(probs_low, 2, 3), grad.clone());
-            grads.register::<B>(node.id, dv);
-        }
-        if node_q.is_none() && node_k.is_none() {
-            return;
-        }
-        // softmax backward in f32: ds = p ⊙ (dp − Σ dp ⊙ p); masked positions have p = 0.
-        // Separate casts for the reduction and the elementwise part (see `rms_norm_composite`).
-        let dp = B::float_matmul(grad, B::float_swap_dims(v, 2, 3));
-        let dot = B::float_sum_dim(B::float_mul(upcast_primitive::<B>(dp.clone()), probs.clone()), 3);
-        let ds = B::float_mul(probs, B::float_sub(upcast_primitive::<B>(dp), dot));
-        let ds = downcast_primitive::<B>(B::float_mul_scalar(ds, scale.into()), dtype);
-        if let Some(node) = node_q {
-            grads.register::<B>(node.id, B::float_matmul(ds.clone(), k));
-        }
-        if let Some(node) = node_k {
-            grads.register::<B>(node.id, B::float_matmul(B::float_swap_dims(ds, 2, 3), q));
+        let need = [node_q.is_some(), node_k.is_some(), node_v.is_some()];
+        let [dq, dk, dv] = attention_backward::<B>(grad, [q, k, v], probs, probs_low, scale, need);
+        for (node, d) in [(node_q, dq), (node_k, dk), (node_v, dv)] {
+            if let (Some(node), Some(d)) = (node, d) {
+                grads.register::<B>(node.id, d);
+            }
         }
     }
+}
+
+/// The gradients of q, k and v (`[b, h, s, dh]`) that `need` asks for, from the output's.
+fn attention_backward<B: Backend>(
+    grad: FloatTensor<B>,
+    [q, k, v]: [FloatTensor<B>; 3],
+    probs: FloatTensor<B>,
+    probs_low: FloatTensor<B>,
+    scale: f64,
+    need: [bool; 3],
+) -> [Option<FloatTensor<B>>; 3] {
+    let dtype = grad.dtype();
+    let dv = need[2].then(|| B::float_matmul(B::float_swap_dims(probs_low, 2, 3), grad.clone()));
+    if !need[0] && !need[1] {
+        return [None, None, dv];
+    }
+    // softmax backward in f32: ds = p ⊙ (dp − Σ dp ⊙ p); masked positions have p = 0.
+    // Separate casts for the reduction and the elementwise part (see `rms_norm_composite`).
+    let dp = B::float_matmul(grad, B::float_swap_dims(v, 2, 3));
+    let dot = B::float_sum_dim(B::float_mul(upcast_primitive::<B>(dp.clone()), probs.clone()), 3);
+    let ds = B::float_mul(probs, B::float_sub(upcast_primitive::<B>(dp), dot));
+    let ds = downcast_primitive::<B>(B::float_mul_scalar(ds, scale.into()), dtype);
+    let dq = need[0].then(|| B::float_matmul(ds.clone(), k));
+    let dk = need[1].then(|| B::float_matmul(B::float_swap_dims(ds, 2, 3), q));
+    [dq, dk, dv]
 }
 
 fn attention_autodiff<B: Backend, C: CheckpointStrategy>(
@@ -328,6 +345,134 @@ fn attention_autodiff<B: Backend, C: CheckpointStrategy>(
             prep.finish((q.primitive, k.primitive, v.primitive, probs, probs_low, masking.scale), out)
         }
         OpsKind::UnTracked(prep) => prep.finish(attention_forward::<B>(q.primitive, k.primitive, v.primitive, mask, masking).0),
+    }
+}
+
+/// LLaMA's self-attention from the projections' rows to the context's rows: `q`, `k`, `v` as
+/// `[b·s, h·dh]` (every head its own key/value head), split into heads, RoPE on `q` and `k`
+/// (`cos` and the signed `sin` of `[1, 1, s, dh]`, the rotate-half convention as one flip of the
+/// halves), [`attention`], heads merged back to `[b·s, h·dh]`. One node: the head reshapes and
+/// the rotation (~20 tracked operations forward) are done on primitives, and the backward
+/// applies the rotation's transpose. `None` where `B` has no fused operations.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_attention<B: Backend>(
+    q: Tensor<B, 2>,
+    k: Tensor<B, 2>,
+    v: Tensor<B, 2>,
+    batch: usize,
+    heads: usize,
+    cos: Tensor<B, 4>,
+    signed_sin: Tensor<B, 4>,
+    mask: Option<Tensor<B, 4, Bool>>,
+    masking: Masking,
+) -> Option<Tensor<B, 2>> {
+    if q.dtype() == DType::F32 && crate::matmul::exact_f32_matmul() {
+        return None;
+    }
+    let ops = registered::<B>("attention")?;
+    let [rows, width] = q.dims();
+    let (s, dh) = (rows / batch, width / heads);
+    let mask = mask.map(|m| m.expand([batch, heads, s, s]).into_primitive());
+    let layout = HeadLayout { batch, seq: s, heads, head_dim: dh };
+    let out = (ops.rope_attention)(
+        [q.into_primitive().tensor(), k.into_primitive().tensor(), v.into_primitive().tensor()],
+        [cos.into_primitive().tensor(), signed_sin.into_primitive().tensor()],
+        mask,
+        masking,
+        layout,
+    );
+    Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
+}
+
+/// How `[b·s, h·dh]` rows split into `[b, h, s, dh]` heads.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadLayout {
+    batch: usize,
+    seq: usize,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl HeadLayout {
+    fn split<B: Backend>(&self, rows: FloatTensor<B>) -> FloatTensor<B> {
+        let HeadLayout { batch, seq, heads, head_dim } = *self;
+        B::float_swap_dims(B::float_reshape(rows, Shape::new([batch, seq, heads, head_dim])), 1, 2)
+    }
+    fn merge<B: Backend>(&self, heads4: FloatTensor<B>) -> FloatTensor<B> {
+        let HeadLayout { batch, seq, heads, head_dim } = *self;
+        B::float_reshape(B::float_swap_dims(heads4, 1, 2), Shape::new([batch * seq, heads * head_dim]))
+    }
+    /// The two halves of every head swapped (`[x₂, x₁]`), one flip; its own transpose.
+    fn swap_halves<B: Backend>(&self, x: FloatTensor<B>) -> FloatTensor<B> {
+        let HeadLayout { batch, seq, heads, head_dim } = *self;
+        let shape = x.shape();
+        let halves = B::float_reshape(x, Shape::new([batch, heads, seq, 2, head_dim / 2]));
+        B::float_reshape(B::float_flip(halves, &[3]), shape)
+    }
+    /// RoPE: `x·cos + swap_halves(x)·signed_sin`.
+    fn rotate<B: Backend>(&self, x: FloatTensor<B>, cos: FloatTensor<B>, sin: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_add(B::float_mul(x.clone(), cos), B::float_mul(self.swap_halves::<B>(x), sin))
+    }
+    /// The transpose of [`Self::rotate`]: `g·cos + swap_halves(g·signed_sin)`.
+    fn rotate_transposed<B: Backend>(&self, g: FloatTensor<B>, cos: FloatTensor<B>, sin: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_add(B::float_mul(g.clone(), cos), self.swap_halves::<B>(B::float_mul(g, sin)))
+    }
+}
+
+/// `(context rows, rotated q, rotated k, v heads, probabilities f32, in the input dtype)`.
+#[allow(clippy::type_complexity)]
+fn rope_attention_forward<B: Backend>(
+    [q, k, v]: [FloatTensor<B>; 3],
+    [cos, sin]: [FloatTensor<B>; 2],
+    mask: Option<BoolTensor<B>>,
+    masking: Masking,
+    layout: HeadLayout,
+) -> (FloatTensor<B>, [FloatTensor<B>; 3], FloatTensor<B>, FloatTensor<B>) {
+    let q = layout.rotate::<B>(layout.split::<B>(q), cos.clone(), sin.clone());
+    let k = layout.rotate::<B>(layout.split::<B>(k), cos, sin);
+    let v = layout.split::<B>(v);
+    let (out, probs, probs_low) = attention_forward::<B>(q.clone(), k.clone(), v.clone(), mask, masking);
+    (layout.merge::<B>(out), [q, k, v], probs, probs_low)
+}
+
+#[derive(Debug)]
+struct RopeAttentionBackward;
+
+impl<B: Backend> Backward<B, 3> for RopeAttentionBackward {
+    /// rotated q, k, v heads; probabilities (f32, input dtype); cos, signed sin; scale; layout.
+    #[allow(clippy::type_complexity)]
+    type State = ([FloatTensor<B>; 3], FloatTensor<B>, FloatTensor<B>, [FloatTensor<B>; 2], f64, HeadLayout);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (qkv, probs, probs_low, [cos, sin], scale, layout) = ops.state;
+        let grad = layout.split::<B>(grads.consume::<B>(&ops.node));
+        let [node_q, node_k, node_v] = ops.parents;
+        let need = [node_q.is_some(), node_k.is_some(), node_v.is_some()];
+        let [dq, dk, dv] = attention_backward::<B>(grad, qkv, probs, probs_low, scale, need);
+        let unrotate = |d: FloatTensor<B>| layout.merge::<B>(layout.rotate_transposed::<B>(d, cos.clone(), sin.clone()));
+        for (node, d) in [(node_q, dq.map(unrotate)), (node_k, dk.map(unrotate)), (node_v, dv.map(|d| layout.merge::<B>(d)))] {
+            if let (Some(node), Some(d)) = (node, d) {
+                grads.register::<B>(node.id, d);
+            }
+        }
+    }
+}
+
+fn rope_attention_autodiff<B: Backend, C: CheckpointStrategy>(
+    [q, k, v]: [FloatTensor<Autodiff<B, C>>; 3],
+    [cos, sin]: [FloatTensor<Autodiff<B, C>>; 2],
+    mask: Option<BoolTensor<B>>,
+    masking: Masking,
+    layout: HeadLayout,
+) -> FloatTensor<Autodiff<B, C>> {
+    // the tables are constants (no gradient)
+    let tables = [cos.primitive, sin.primitive];
+    match RopeAttentionBackward.prepare::<C>([q.node.clone(), k.node.clone(), v.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (out, qkv, probs, probs_low) = rope_attention_forward::<B>([q.primitive, k.primitive, v.primitive], tables.clone(), mask, masking, layout);
+            prep.finish((qkv, probs, probs_low, tables, masking.scale, layout), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(rope_attention_forward::<B>([q.primitive, k.primitive, v.primitive], tables, mask, masking, layout).0),
     }
 }
 
@@ -504,5 +649,47 @@ mod tests {
         assert!(op_enabled(None, "attention") && op_enabled(Some("all"), "rms_norm"));
         assert!(!op_enabled(Some("0"), "rms_norm") && !op_enabled(Some("none"), "attention"));
         assert!(op_enabled(Some("rms_norm, add_update"), "add_update") && !op_enabled(Some("rms_norm,add_update"), "attention"));
+    }
+
+    /// LLaMA's attention block as one node (heads split from rows, RoPE, attention, heads
+    /// merged) equals autodiff through the composite, values and the gradients of q, k, v.
+    #[test]
+    fn fused_rope_attention_equals_the_composite() {
+        let dev = Default::default();
+        let (b, h, s, dh) = (2, 3, 5, 8);
+        let masking = Masking { scale: 1.0 / (dh as f64).sqrt(), mask_value: -65504.0 };
+        let rows = || Tensor::<TestAutodiff, 2>::random([b * s, h * dh], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let (q, k, v) = (rows(), rows(), rows());
+        let angles = Tensor::<TestAutodiff, 4>::random([1, 1, s, dh], Distribution::Uniform(-3.0, 3.0), &dev);
+        let (cos, sin) = (angles.clone().cos(), angles.sin());
+        let causal: Vec<bool> = (0..s * s).map(|i| i % s > i / s).collect();
+        let mask = Tensor::<TestAutodiff, 4, Bool>::from_data(burn::tensor::TensorData::new(causal, [1, 1, s, s]), &dev);
+        let weights = Tensor::<TestAutodiff, 2>::random([b * s, h * dh], Distribution::Normal(0.0, 1.0), &dev);
+        // composite: split heads, rotate (swap of halves as a flip), softmax attention, merge
+        let split = |t: Tensor<TestAutodiff, 2>| t.reshape([b, s, h, dh]).swap_dims(1, 2);
+        let rotate = |x: Tensor<TestAutodiff, 4>| {
+            let swapped = x.clone().reshape([b, h, s, 2, dh / 2]).flip([3]).reshape([b, h, s, dh]);
+            x * cos.clone() + swapped * sin.clone()
+        };
+        let scores = rotate(split(q.clone())).matmul(rotate(split(k.clone())).swap_dims(2, 3)) * masking.scale;
+        let scores = scores.mask_fill(mask.clone().expand([b, h, s, s]), masking.mask_value);
+        let reference = burn::tensor::activation::softmax(scores, 3).matmul(split(v.clone())).swap_dims(1, 2).reshape([b * s, h * dh]);
+        let layout = HeadLayout { batch: b, seq: s, heads: h, head_dim: dh };
+        let mask_heads = Some(mask.expand([b, h, s, s]).into_primitive());
+        let prim = |t: Tensor<TestAutodiff, 2>| t.into_primitive().tensor();
+        let fused = rope_attention_autodiff::<TestBackend, burn_autodiff::checkpoint::strategy::NoCheckpointing>(
+            [prim(q.clone()), prim(k.clone()), prim(v.clone())],
+            [cos.clone().into_primitive().tensor(), sin.clone().into_primitive().tensor()],
+            mask_heads,
+            masking,
+            layout,
+        );
+        let fused: Tensor<TestAutodiff, 2> = Tensor::from_primitive(TensorPrimitive::Float(fused));
+        assert_close(&to_f64(fused.clone().inner()), &to_f64(reference.clone().inner()), 1e-5, "value");
+        let ga = (fused * weights.clone()).sum().backward();
+        let gb = (reference * weights).sum().backward();
+        for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
+            assert_close(&to_f64(t.grad(&ga).unwrap()), &to_f64(t.grad(&gb).unwrap()), 1e-4, &format!("{name} gradient"));
+        }
     }
 }

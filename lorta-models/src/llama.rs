@@ -314,7 +314,7 @@ impl<B: Backend> LlamaLayer<B> {
         adapters: Option<&AdapterStep<'_, B>>,
     ) -> Tensor<B, 2> {
         let site = |kind| Site::new(self.index, kind);
-        let [rows, d] = x.dims();
+        let rows = x.dims()[0];
         let s = rows / b;
         let h = self.input_layernorm.forward(x.clone());
         let [q, k, v] = HfLinear::forward_adapted_shared2(
@@ -323,6 +323,16 @@ impl<B: Backend> LlamaLayer<B> {
             adapters,
             [site(MatrixKind::Query), site(MatrixKind::Key), site(MatrixKind::Value)],
         );
+        // the attention block as one autodiff node with its own backward where the backend has
+        // fused operations (no cache, no prefix, every query head its own key/value head)
+        let plain_block = cache.is_none() && self.prefix.is_none() && self.kv_heads == self.heads;
+        if plain_block && (self.attention_dropout == 0.0 || !B::ad_enabled(&x.device())) {
+            let dh = q.dims()[1] / self.heads;
+            let masking = crate::nn::attention_masking(dh);
+            if let Some(ctx) = lorta_core::fused::rope_attention(q.clone(), k.clone(), v.clone(), b, self.heads, cos.clone(), sin.clone(), mask.clone(), masking) {
+                return self.finish(x, ctx, b, adapters);
+            }
+        }
         let heads = |t: Tensor<B, 2>, n: usize| {
             let o = t.dims()[1];
             split_heads(t.reshape([b, s, o]), n)
@@ -349,7 +359,16 @@ impl<B: Backend> LlamaLayer<B> {
         let n = self.heads / self.kv_heads;
         let ctx = merge_heads(attention_dropout(q, repeat_kv(k, n), repeat_kv(v, n), mask, self.attention_dropout));
         let ctx_width = ctx.dims()[2];
-        let mut o = self.o_proj.forward_adapted2(ctx.reshape([rows, ctx_width]), adapters, site(MatrixKind::Output));
+        self.finish(x, ctx.reshape([rows, ctx_width]), b, adapters)
+    }
+
+    /// The rest of the layer from the attention context rows `[b·s, h·dh]`: output projection,
+    /// residual, MLP, residual.
+    fn finish(&self, x: Tensor<B, 2>, ctx: Tensor<B, 2>, b: usize, adapters: Option<&AdapterStep<'_, B>>) -> Tensor<B, 2> {
+        let site = |kind| Site::new(self.index, kind);
+        let [rows, d] = x.dims();
+        let s = rows / b;
+        let mut o = self.o_proj.forward_adapted2(ctx, adapters, site(MatrixKind::Output));
         if let Some(hb) = &self.houlsby_attention {
             o = hb.forward(o.reshape([b, s, d])).reshape([rows, d]);
         }

@@ -351,6 +351,11 @@ pub fn attention<B: Backend>(
     attention_dropout(q, k, v, mask, 0.0)
 }
 
+/// Score scaling `1/√dh` and the masked-score value of [`attention_dropout`], for the fused forms.
+pub fn attention_masking(head_dim: usize) -> lorta_core::fused::Masking {
+    lorta_core::fused::Masking { scale: 1.0 / (head_dim as f64).sqrt(), mask_value: MASK_VALUE as f64 }
+}
+
 /// [`attention`] with dropout of probability `p` on the attention probabilities (training only,
 /// see [`crate::dropout::dropout`]).
 pub fn attention_dropout<B: Backend>(
@@ -366,8 +371,7 @@ pub fn attention_dropout<B: Backend>(
     let scale = 1.0 / (dh as f64).sqrt();
     if p == 0.0 || !B::ad_enabled(&q.device()) {
         // one autodiff node with its own backward where the backend has fused operations
-        let masking = lorta_core::fused::Masking { scale, mask_value: MASK_VALUE as f64 };
-        if let Some(out) = lorta_core::fused::attention(q.clone(), k.clone(), v.clone(), mask.clone(), masking) {
+        if let Some(out) = lorta_core::fused::attention(q.clone(), k.clone(), v.clone(), mask.clone(), attention_masking(dh)) {
             return out;
         }
     }

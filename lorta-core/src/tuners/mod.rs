@@ -385,6 +385,10 @@ impl<B: Backend> AdapterStep<'_, B> {
     }
     pub fn adapt_output(&self, site: Site, x: Tensor<B, 2>, base: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
+            // LoRA's update joins the base through `fused::add_update`, as in `adapt_outputs`
+            AdapterStep::Plain(AdapterSet::Lora(_)) => {
+                self.adapt_outputs(&[site], x, vec![base]).pop().expect("one output per site")
+            }
             AdapterStep::Lorta(l) => {
                 let dt = l.dtype();
                 match l.delta(site, to_dtype(x, dt)) {

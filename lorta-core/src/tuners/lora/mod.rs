@@ -93,7 +93,7 @@ impl<B: Backend> Lora<B> {
     /// attention): one product of `x` with the sites' stacked A factors `[k·r, in]` instead of k,
     /// so the forward reads `x` once and the backward forms all their A gradients (and the
     /// gradient of `x`) in one product over the rows — the folding trunk's pair sites have 65,536.
-    /// The scaling goes on B (`[out, r]`) rather than on the `[n, out]` result.
+    /// The scaling goes on the `[n, Σ r]` projection rather than on each `[n, out]` result.
     pub fn deltas(&self, sites: &[Site], x: Tensor<B, 2>) -> Vec<Option<Tensor<B, 2>>> {
         let index: Vec<Option<usize>> = sites.iter().map(|&s| self.index(s)).collect();
         let used: Vec<usize> = index.iter().flatten().copied().collect();
@@ -102,9 +102,9 @@ impl<B: Backend> Lora<B> {
         }
         let ranks: Vec<usize> = used.iter().map(|&i| self.a[i].dims()[0]).collect();
         let stacked = Tensor::cat(used.iter().map(|&i| self.a[i].val()).collect(), 0);
-        let z = matmul(x, stacked.transpose()); // [n, Σ r]
+        // scaled once here rather than per site (fewer operations; the GPU step is host-bound)
+        let z = matmul(x, stacked.transpose()).mul_scalar(self.config.scaling()); // [n, Σ r]
         let n = z.dims()[0];
-        let scaling = self.config.scaling();
         let mut start = 0;
         let mut k = 0;
         index
@@ -114,7 +114,7 @@ impl<B: Backend> Lora<B> {
                 let zi = z.clone().slice([0..n, start..start + ranks[k]]);
                 start += ranks[k];
                 k += 1;
-                Some(matmul(zi, self.b[i].val().transpose().mul_scalar(scaling)))
+                Some(matmul(zi, self.b[i].val().transpose()))
             })
             .collect()
     }
@@ -130,7 +130,8 @@ impl<B: Backend> Adapter<B> for Lora<B> {
     fn delta(&self, site: Site, x: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
         let i = self.index(site)?;
         let s = self.config.scaling();
-        Some(matmul(matmul(x, self.a[i].val().transpose()), self.b[i].val().transpose()).mul_scalar(s))
+        // the scaling on the rank-r intermediate, not on the [n, out] result
+        Some(matmul(matmul(x, self.a[i].val().transpose()).mul_scalar(s), self.b[i].val().transpose()))
     }
     fn delta_weight(&self, site: Site) -> Option<Tensor<B, 2>> {
         let i = self.index(site)?;
