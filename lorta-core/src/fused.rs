@@ -10,12 +10,14 @@
 //!   backward operations) → one node whose backward is the softmax gradient in closed form;
 //!   [`rope_attention`] also takes LLaMA's head split, RoPE and head merge into that node;
 //! - [`add_update`]: a half-precision base output joined by an f32 adapter update (three casts
-//!   and an addition) → one node.
+//!   and an addition) → one node;
+//! - [`layer_norm`] (BERT, RoBERTa, ESM) as RMSNorm; [`swiglu`], LLaMA's `silu(gate)·up`.
 //!
 //! Generic model code reaches them through a registry keyed by backend type (as products reach
 //! `cube_matmul`): [`register`] adds a backend and its autodiff wrapper; on any other backend the
 //! composite runs. `LORTA_FUSED_OPS` switches them for A/B measurements: unset or `all`, `none`,
-//! or a comma list of `rms_norm`, `attention` (both attentions), `add_update`.
+//! or a comma list of `rms_norm`, `layer_norm`, `attention` (both attentions), `add_update`,
+//! `swiglu`.
 use crate::shapes::mean_last_dim_primitive;
 use burn::tensor::{backend::Backend, ops::{BoolTensor, FloatTensor}, Bool, DType, FloatDType, Shape, Tensor, TensorMetadata, TensorPrimitive};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -29,6 +31,8 @@ type RmsNormFn<B> = fn(FloatTensor<B>, FloatTensor<B>, f64) -> FloatTensor<B>;
 type AttentionFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, Option<BoolTensor<B>>, Masking) -> FloatTensor<B>;
 
 type AddUpdateFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+type LayerNormFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64) -> FloatTensor<B>;
+type SwigluFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
 type RopeAttentionFn<B> = fn([FloatTensor<B>; 3], [FloatTensor<B>; 2], Option<BoolTensor<B>>, Masking, HeadLayout) -> FloatTensor<B>;
 
 /// A backend's fused operations.
@@ -37,13 +41,17 @@ struct FusedOps<B: Backend> {
     attention: AttentionFn<B>,
     rope_attention: RopeAttentionFn<B>,
     add_update: AddUpdateFn<B>,
+    layer_norm: LayerNormFn<B>,
+    swiglu: SwigluFn<B>,
 }
 
 impl<B: Backend> Clone for FusedOps<B> {
     fn clone(&self) -> Self {
-        FusedOps { rms_norm: self.rms_norm, attention: self.attention, rope_attention: self.rope_attention, add_update: self.add_update }
+        *self
     }
 }
+
+impl<B: Backend> Copy for FusedOps<B> {}
 
 /// Scale of the scores and the value masked positions get (before the softmax).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,12 +94,16 @@ pub fn register<B: Backend>() {
         attention: |q, k, v, m, s| attention_forward::<B>(q, k, v, m, s).0,
         rope_attention: |qkv, tables, m, s, layout| rope_attention_forward::<B>(qkv, tables, m, s, layout).0,
         add_update: add_update_forward::<B>,
+        layer_norm: |x, w, b, eps| layer_norm_forward::<B>(x, w, b, eps).0,
+        swiglu: swiglu_forward::<B>,
     });
     add::<Autodiff<B>>(FusedOps {
         rms_norm: rms_norm_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
         attention: attention_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
         rope_attention: rope_attention_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
         add_update: add_update_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
+        layer_norm: layer_norm_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
+        swiglu: swiglu_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
     });
 }
 
@@ -105,7 +117,7 @@ fn registered<B: Backend>(op: &str) -> Option<FusedOps<B>> {
 
 /// Whether `B` runs the fused operations (registered, not switched off).
 pub fn is_registered<B: Backend>() -> bool {
-    ["rms_norm", "attention", "add_update"].iter().any(|op| registered::<B>(op).is_some())
+    ["rms_norm", "layer_norm", "attention", "add_update", "swiglu"].iter().any(|op| registered::<B>(op).is_some())
 }
 
 /// LLaMA's RMSNorm, `weight ⊙ to_dtype(x·rsqrt(mean(x²) + eps))` with the statistics in f32 (as
@@ -519,6 +531,137 @@ fn add_update_autodiff<B: Backend, C: CheckpointStrategy>(base: FloatTensor<Auto
     }
 }
 
+/// LayerNorm over the last dim, `weight ⊙ to_dtype((x − mean)·rsqrt(var + eps)) + bias` with the
+/// statistics in f32; `weight`, `bias: [len]`.
+pub fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, weight: Tensor<B, 1>, bias: Tensor<B, 1>, eps: f64) -> Tensor<B, D> {
+    match registered::<B>("layer_norm") {
+        Some(ops) => {
+            let y = (ops.layer_norm)(x.into_primitive().tensor(), weight.into_primitive().tensor(), bias.into_primitive().tensor(), eps);
+            Tensor::from_primitive(TensorPrimitive::Float(y))
+        }
+        None => layer_norm_composite(x, weight, bias, eps),
+    }
+}
+
+/// [`layer_norm`] from tensor operations.
+pub fn layer_norm_composite<B: Backend, const D: usize>(x: Tensor<B, D>, weight: Tensor<B, 1>, bias: Tensor<B, 1>, eps: f64) -> Tensor<B, D> {
+    use crate::shapes::{mean_last_dim, row_broadcast, RowOp};
+    let dtype = x.dtype();
+    // one cast per use (see `rms_norm_composite`)
+    let mean = mean_last_dim(upcast(x.clone()));
+    // per-row broadcasts through `row_broadcast`: their backward sums over each row
+    let xc = row_broadcast(upcast(x), mean, RowOp::Sub);
+    let var = mean_last_dim(xc.clone() * xc.clone());
+    let y = row_broadcast(xc, (var + eps).sqrt(), RowOp::Div);
+    downcast(y, dtype) * weight.unsqueeze() + bias.unsqueeze()
+}
+
+/// `(y, mean, rstd)`, the statistics per row in f32 (last dim 1).
+fn layer_norm_forward<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>, eps: f64) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let (dtype, rank) = (x.dtype(), x.shape().num_dims());
+    let mean = mean_last_dim_primitive::<B>(upcast_primitive::<B>(x.clone()));
+    let centred = B::float_sub(upcast_primitive::<B>(x), mean.clone());
+    let var = mean_last_dim_primitive::<B>(B::float_mul(centred.clone(), centred.clone()));
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(var, eps.into())));
+    let normed = downcast_primitive::<B>(B::float_mul(centred, rstd.clone()), dtype);
+    let y = B::float_add(B::float_mul(normed, weight_row::<B>(weight, rank)), weight_row::<B>(bias, rank));
+    (y, mean, rstd)
+}
+
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl<B: Backend> Backward<B, 3> for LayerNormBackward {
+    /// x, weight, mean, rstd.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (x, weight, mean, rstd) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let [node_x, node_w, node_b] = ops.parents;
+        let (dtype, rank, len) = (x.dtype(), x.shape().num_dims(), weight.shape()[0]);
+        let rows = grad.shape().num_elements() / len;
+        let sum_rows = |t: FloatTensor<B>| B::float_reshape(B::float_sum_dim(B::float_reshape(t, Shape::new([rows, len])), 0), Shape::new([len]));
+        // x̂ = (x − mean)·rstd, recomputed (one cast per use, see `rms_norm_composite`)
+        let normed = |x: FloatTensor<B>| B::float_mul(B::float_sub(upcast_primitive::<B>(x), mean.clone()), rstd.clone());
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, sum_rows(grad.clone()));
+        }
+        if let Some(node) = node_w {
+            let normed_low = downcast_primitive::<B>(normed(x.clone()), dtype);
+            grads.register::<B>(node.id, sum_rows(B::float_mul(grad.clone(), normed_low)));
+        }
+        if let Some(node) = node_x {
+            // dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)), ĝ = grad ⊙ weight
+            let g_w = B::float_mul(grad, weight_row::<B>(weight, rank));
+            let mean_g = mean_last_dim_primitive::<B>(upcast_primitive::<B>(g_w.clone()));
+            let mean_gx = mean_last_dim_primitive::<B>(B::float_mul(upcast_primitive::<B>(g_w.clone()), normed(x.clone())));
+            let inner = B::float_sub(B::float_sub(upcast_primitive::<B>(g_w), mean_g), B::float_mul(normed(x), mean_gx));
+            grads.register::<B>(node.id, downcast_primitive::<B>(B::float_mul(inner, rstd), dtype));
+        }
+    }
+}
+
+fn layer_norm_autodiff<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    bias: FloatTensor<Autodiff<B, C>>,
+    eps: f64,
+) -> FloatTensor<Autodiff<B, C>> {
+    match LayerNormBackward.prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, mean, rstd) = layer_norm_forward::<B>(x.primitive.clone(), weight.primitive.clone(), bias.primitive, eps);
+            prep.finish((x.primitive, weight.primitive, mean, rstd), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(layer_norm_forward::<B>(x.primitive, weight.primitive, bias.primitive, eps).0),
+    }
+}
+
+/// LLaMA's gated MLP activation `silu(gate) ⊙ up` (`silu(g) = g·sigmoid(g)`), in the inputs' dtype.
+pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
+    match registered::<B>("swiglu") {
+        Some(ops) => Tensor::from_primitive(TensorPrimitive::Float((ops.swiglu)(gate.into_primitive().tensor(), up.into_primitive().tensor()))),
+        None => burn::tensor::activation::silu(gate) * up,
+    }
+}
+
+fn swiglu_forward<B: Backend>(gate: FloatTensor<B>, up: FloatTensor<B>) -> FloatTensor<B> {
+    B::float_mul(B::float_mul(gate.clone(), B::sigmoid(gate)), up)
+}
+
+#[derive(Debug)]
+struct SwigluBackward;
+
+impl<B: Backend> Backward<B, 2> for SwigluBackward {
+    /// gate, up.
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (gate, up) = ops.state;
+        let gate2 = gate.clone();
+        binary::<B, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            // d/dg = grad·up·(s + g·s·(1 − s)), s = sigmoid(g)
+            |grad| {
+                let s = B::sigmoid(gate.clone());
+                let one_minus_s = B::float_add_scalar(B::float_neg(s.clone()), 1.0.into());
+                let ds = B::float_add(s.clone(), B::float_mul(B::float_mul(gate, s), one_minus_s));
+                B::float_mul(B::float_mul(grad, up), ds)
+            },
+            |grad| B::float_mul(grad, B::float_mul(gate2.clone(), B::sigmoid(gate2))),
+        );
+    }
+}
+
+fn swiglu_autodiff<B: Backend, C: CheckpointStrategy>(gate: FloatTensor<Autodiff<B, C>>, up: FloatTensor<Autodiff<B, C>>) -> FloatTensor<Autodiff<B, C>> {
+    match SwigluBackward.prepare::<C>([gate.node.clone(), up.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((gate.primitive.clone(), up.primitive.clone()), swiglu_forward::<B>(gate.primitive, up.primitive)),
+        OpsKind::UnTracked(prep) => prep.finish(swiglu_forward::<B>(gate.primitive, up.primitive)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,6 +833,53 @@ mod tests {
         let gb = (reference * weights).sum().backward();
         for (name, t) in [("q", &q), ("k", &k), ("v", &v)] {
             assert_close(&to_f64(t.grad(&ga).unwrap()), &to_f64(t.grad(&gb).unwrap()), 1e-4, &format!("{name} gradient"));
+        }
+    }
+
+    /// LayerNorm as one node equals the composite: value and the gradients of x, weight, bias.
+    #[test]
+    fn fused_layer_norm_equals_the_composite() {
+        let dev = Default::default();
+        for dims in [[3, 5, 96], [2, 4, 1024]] {
+            let x = Tensor::<TestAutodiff, 3>::random(dims, Distribution::Normal(0.5, 2.0), &dev).require_grad();
+            let w = Tensor::<TestAutodiff, 1>::random([dims[2]], Distribution::Normal(1.0, 0.3), &dev).require_grad();
+            let b = Tensor::<TestAutodiff, 1>::random([dims[2]], Distribution::Normal(0.0, 0.3), &dev).require_grad();
+            let weights = Tensor::<TestAutodiff, 3>::random(dims, Distribution::Normal(0.0, 1.0), &dev);
+            let fused = layer_norm_autodiff::<TestBackend, burn_autodiff::checkpoint::strategy::NoCheckpointing>(
+                x.clone().into_primitive().tensor(),
+                w.clone().into_primitive().tensor(),
+                b.clone().into_primitive().tensor(),
+                1e-5,
+            );
+            let fused: Tensor<TestAutodiff, 3> = Tensor::from_primitive(TensorPrimitive::Float(fused));
+            let composite = layer_norm_composite(x.clone(), w.clone(), b.clone(), 1e-5);
+            assert_close(&to_f64(fused.clone().inner()), &to_f64(composite.clone().inner()), 1e-5, &format!("{dims:?} value"));
+            let ga = (fused * weights.clone()).sum().backward();
+            let gb = (composite * weights).sum().backward();
+            for (name, a, c) in [("x", x.grad(&ga), x.grad(&gb))] {
+                assert_close(&to_f64(a.unwrap()), &to_f64(c.unwrap()), 1e-4, &format!("{dims:?} {name} gradient"));
+            }
+            for (name, t) in [("weight", &w), ("bias", &b)] {
+                assert_close(&to_f64(t.grad(&ga).unwrap()), &to_f64(t.grad(&gb).unwrap()), 1e-4, &format!("{dims:?} {name} gradient"));
+            }
+        }
+    }
+
+    /// silu(gate)·up as one node equals the composite, value and both gradients.
+    #[test]
+    fn fused_swiglu_equals_the_composite() {
+        let dev = Default::default();
+        let gate = Tensor::<TestAutodiff, 2>::random([6, 10], Distribution::Normal(0.0, 3.0), &dev).require_grad();
+        let up = Tensor::<TestAutodiff, 2>::random([6, 10], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let weights = Tensor::<TestAutodiff, 2>::random([6, 10], Distribution::Normal(0.0, 1.0), &dev);
+        let fused = swiglu_autodiff::<TestBackend, burn_autodiff::checkpoint::strategy::NoCheckpointing>(gate.clone().into_primitive().tensor(), up.clone().into_primitive().tensor());
+        let fused: Tensor<TestAutodiff, 2> = Tensor::from_primitive(TensorPrimitive::Float(fused));
+        let composite = burn::tensor::activation::silu(gate.clone()) * up.clone();
+        assert_close(&to_f64(fused.clone().inner()), &to_f64(composite.clone().inner()), 1e-6, "value");
+        let ga = (fused * weights.clone()).sum().backward();
+        let gb = (composite * weights).sum().backward();
+        for (name, t) in [("gate", &gate), ("up", &up)] {
+            assert_close(&to_f64(t.grad(&ga).unwrap()), &to_f64(t.grad(&gb).unwrap()), 1e-5, &format!("{name} gradient"));
         }
     }
 }

@@ -374,7 +374,7 @@ impl<B: Backend> LlamaLayer<B> {
         }
         let x = x + o;
         let h = self.post_attention_layernorm.forward(x.clone());
-        let act = burn::tensor::activation::silu(self.gate_proj.forward2(h.clone())) * self.up_proj.forward2(h);
+        let act = lorta_core::fused::swiglu(self.gate_proj.forward2(h.clone()), self.up_proj.forward2(h));
         let mut m = self.down_proj.forward_adapted2(act, adapters, site(MatrixKind::FfnDown));
         if let Some(hb) = &self.houlsby_ffn {
             m = hb.forward(m.reshape([b, s, d])).reshape([rows, d]);

@@ -244,15 +244,8 @@ pub struct LayerNorm<B: Backend> {
 
 impl<B: Backend> LayerNorm<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let dtype = x.dtype();
-        // one cast per use (see RmsNorm::forward)
-        let mean = mean_last_dim(upcast(x.clone()));
-        // per-row broadcasts through `row_broadcast`: their backward sums over each row
-        let xc = row_broadcast(upcast(x), mean, RowOp::Sub);
-        let var = mean_last_dim(xc.clone() * xc.clone());
-        let y = row_broadcast(xc, (var + self.eps).sqrt(), RowOp::Div);
-        let y = downcast(y, dtype);
-        y * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+        // one autodiff node with its own backward on registered backends, else the composite
+        lorta_core::fused::layer_norm(x, self.weight.val(), self.bias.val(), self.eps)
     }
 }
 
