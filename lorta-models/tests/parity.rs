@@ -11,6 +11,8 @@ use lorta_models::tokenizer::TextTokenizer;
 
 #[test]
 fn bert_tiny_hidden_states_and_wordpiece_from_vocab_txt() {
+    // LayerNorm and attention through the fused operations, as the CLI registers them
+    lorta_core::fused::register::<B>();
     let r = reference("bert-tiny");
     let dir = fixture("bert-tiny");
     let tok = TextTokenizer::from_dir(&dir, None).unwrap();
@@ -43,6 +45,7 @@ fn bert_tiny_hidden_states_and_wordpiece_from_vocab_txt() {
 
 #[test]
 fn roberta_classification_with_padding() {
+    lorta_core::fused::register::<B>();
     let r = reference("roberta-cls");
     let model = load(&fixture("roberta-cls"), None);
     let out = model.forward_ids(&sequences(&r["inputs"]), None).unwrap();
@@ -53,7 +56,8 @@ fn roberta_classification_with_padding() {
 }
 
 fn check_llama(name: &str, base: &str, adapter: Option<&str>) {
-    // RMSNorm through the fused operation, as the CLI registers it on every backend
+    // RMSNorm, the attention block, SwiGLU through the fused operations, as the CLI registers
+    // them on every backend
     lorta_core::fused::register::<B>();
     assert!(lorta_core::fused::is_registered::<B>());
     let r = reference(name);

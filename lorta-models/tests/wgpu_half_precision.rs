@@ -64,8 +64,8 @@ fn llama_losses<B: AutodiffBackend>(dtype: DType) -> Vec<f32> {
 
 #[test]
 fn llama_lora_trains_in_f16_with_fusion() {
-    // RMSNorm as the CLI runs it: the fused operation with its own backward (the f32 reference
-    // on ndarray keeps the composite)
+    // RMSNorm, attention, SwiGLU as the CLI runs them: fused operations with their own backward
+    // (the f32 reference on ndarray keeps the composites)
     lorta_core::fused::register::<burn_wgpu::Wgpu<f32, i32>>();
     let half = llama_losses::<Wg>(DType::F16);
     let full = llama_losses::<Nd>(DType::F32);
@@ -79,6 +79,8 @@ fn llama_lora_trains_in_f16_with_fusion() {
 
 #[test]
 fn bert_lora_backward_in_f16_with_fusion() {
+    // LayerNorm and attention as the CLI runs them (fused operations)
+    lorta_core::fused::register::<burn_wgpu::Wgpu<f32, i32>>();
     let device = Default::default();
     let mut config = BertConfig::roberta_base();
     (config.vocab_size, config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size) = (96, 32, 2, 4, 64);
@@ -114,6 +116,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for NonFinite<'_, B> {
 
 #[test]
 fn esmfold_structure_module_backward_in_f16() {
+    lorta_core::fused::register::<burn_wgpu::Wgpu<f32, i32>>();
     let device = Default::default();
     let mut c = EsmFoldConfig::paper(false);
     c.trunk = TrunkConfig {
