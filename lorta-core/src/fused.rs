@@ -146,7 +146,8 @@ pub fn rms_norm_composite<B: Backend, const D: usize>(x: Tensor<B, D>, weight: T
     weight.unsqueeze() * downcast(y, dtype)
 }
 
-fn upcast<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+/// To f32 for numerically sensitive reductions (no-op in f32 and f64).
+pub fn upcast<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     if matches!(x.dtype(), DType::F32 | DType::F64) {
         x
     } else {
@@ -154,7 +155,8 @@ fn upcast<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     }
 }
 
-fn downcast<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+/// To `dtype` when it differs (no operation otherwise).
+pub fn downcast<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
     if x.dtype() == dtype {
         x
     } else {

@@ -7,7 +7,7 @@
 //! transposes.
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::{gelu_approximate, relu, silu, softmax};
-use burn::tensor::{backend::Backend, Bool, DType, Distribution, FloatDType, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Bool, DType, Distribution, Tensor, TensorData};
 use lorta_core::{AdapterStep, Site};
 
 use crate::error::Result;
@@ -264,22 +264,8 @@ impl<B: Backend> RmsNorm<B> {
     }
 }
 
-/// To f32 for numerically sensitive reductions (no-op in f32).
-pub fn upcast<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    if x.dtype() == DType::F32 || x.dtype() == DType::F64 {
-        x
-    } else {
-        x.cast(FloatDType::F32)
-    }
-}
-
-pub fn downcast<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
-    if x.dtype() == dtype {
-        x
-    } else {
-        x.cast(dtype)
-    }
-}
+/// The casts around numerically sensitive parts (one definition, in lorta-core).
+pub use lorta_core::fused::{downcast, upcast};
 
 /// Feed-forward activations by their `hidden_act` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

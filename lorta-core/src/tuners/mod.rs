@@ -299,14 +299,8 @@ impl<B: Backend> AdapterSet<B> {
     }
 }
 
-/// Casts `x` to `dtype` when it differs (mixed precision: a half-precision base with f32 adapters).
-fn to_dtype<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
-    if x.dtype() == dtype {
-        x
-    } else {
-        x.cast(dtype)
-    }
-}
+// casts `x` to `dtype` when it differs (mixed precision: a half-precision base with f32 adapters)
+use crate::fused::downcast as to_dtype;
 
 impl<B: Backend> AdapterSet<B> {
     /// The dtype of the adapter's parameters (that of its first float parameter; f32 if none).
