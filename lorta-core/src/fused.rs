@@ -11,13 +11,15 @@
 //!   [`rope_attention`] also takes LLaMA's head split, RoPE and head merge into that node;
 //! - [`add_update`]: a half-precision base output joined by an f32 adapter update (three casts
 //!   and an addition) → one node;
-//! - [`layer_norm`] (BERT, RoBERTa, ESM) as RMSNorm; [`swiglu`], LLaMA's `silu(gate)·up`.
+//! - [`layer_norm`] (BERT, RoBERTa, ESM) as RMSNorm; [`swiglu`], LLaMA's `silu(gate)·up`;
+//! - [`stacked_block`]: one block of a stacked tensor (LoRTA's per-site factors) whose backward
+//!   is one broadcast product instead of a zero fill, a slice assignment and an addition.
 //!
 //! Generic model code reaches them through a registry keyed by backend type (as products reach
 //! `cube_matmul`): [`register`] adds a backend and its autodiff wrapper; on any other backend the
 //! composite runs. `LORTA_FUSED_OPS` switches them for A/B measurements: unset or `all`, `none`,
 //! or a comma list of `rms_norm`, `layer_norm`, `attention` (both attentions), `add_update`,
-//! `swiglu`.
+//! `swiglu`, `stacked_block`.
 use crate::shapes::mean_last_dim_primitive;
 use burn::tensor::{backend::Backend, ops::{BoolTensor, FloatTensor}, Bool, DType, FloatDType, Shape, Tensor, TensorMetadata, TensorPrimitive};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -34,6 +36,7 @@ type AddUpdateFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
 type LayerNormFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64) -> FloatTensor<B>;
 type SwigluFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
 type RopeAttentionFn<B> = fn([FloatTensor<B>; 3], [FloatTensor<B>; 2], Option<BoolTensor<B>>, Masking, HeadLayout) -> FloatTensor<B>;
+type StackedBlockFn<B> = fn(FloatTensor<B>, FloatTensor<B>, Block) -> FloatTensor<B>;
 
 /// A backend's fused operations.
 struct FusedOps<B: Backend> {
@@ -43,6 +46,7 @@ struct FusedOps<B: Backend> {
     add_update: AddUpdateFn<B>,
     layer_norm: LayerNormFn<B>,
     swiglu: SwigluFn<B>,
+    stacked_block: StackedBlockFn<B>,
 }
 
 impl<B: Backend> Clone for FusedOps<B> {
@@ -96,6 +100,7 @@ pub fn register<B: Backend>() {
         add_update: add_update_forward::<B>,
         layer_norm: |x, w, b, eps| layer_norm_forward::<B>(x, w, b, eps).0,
         swiglu: swiglu_forward::<B>,
+        stacked_block: |stacked, _, block| stacked_block_forward::<B>(stacked, block),
     });
     add::<Autodiff<B>>(FusedOps {
         rms_norm: rms_norm_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
@@ -104,6 +109,7 @@ pub fn register<B: Backend>() {
         add_update: add_update_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
         layer_norm: layer_norm_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
         swiglu: swiglu_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
+        stacked_block: stacked_block_autodiff::<B, burn_autodiff::checkpoint::strategy::NoCheckpointing>,
     });
 }
 
@@ -115,9 +121,14 @@ fn registered<B: Backend>(op: &str) -> Option<FusedOps<B>> {
     all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, f)| f.downcast_ref::<FusedOps<B>>().cloned())
 }
 
+/// Whether [`stacked_block`] runs as one node on `B` (callers then form its selectors).
+pub fn has_stacked_block<B: Backend>() -> bool {
+    registered::<B>("stacked_block").is_some()
+}
+
 /// Whether `B` runs the fused operations (registered, not switched off).
 pub fn is_registered<B: Backend>() -> bool {
-    ["rms_norm", "layer_norm", "attention", "add_update", "swiglu"].iter().any(|op| registered::<B>(op).is_some())
+    ["rms_norm", "layer_norm", "attention", "add_update", "swiglu", "stacked_block"].iter().any(|op| registered::<B>(op).is_some())
 }
 
 /// LLaMA's RMSNorm, `weight ⊙ to_dtype(x·rsqrt(mean(x²) + eps))` with the statistics in f32 (as
@@ -367,7 +378,9 @@ fn attention_autodiff<B: Backend, C: CheckpointStrategy>(
 /// (`cos` and the signed `sin` of `[1, 1, s, dh]`, the rotate-half convention as one flip of the
 /// halves), [`attention`], heads merged back to `[b·s, h·dh]`. One node: the head reshapes and
 /// the rotation (~20 tracked operations forward) are done on primitives, and the backward
-/// applies the rotation's transpose. `None` where `B` has no fused operations.
+/// applies the rotation's transpose. The tables must have RoPE's structure (both halves the
+/// same angles, the sine's first half negated: `lorta_models::nn::rotary_tables`); the backward
+/// relies on it. `None` where `B` has no fused operations.
 #[allow(clippy::too_many_arguments)]
 pub fn rope_attention<B: Backend>(
     q: Tensor<B, 2>,
@@ -398,6 +411,13 @@ pub fn rope_attention<B: Backend>(
     Some(Tensor::from_primitive(TensorPrimitive::Float(out)))
 }
 
+/// `x` written out in contiguous memory by one elementwise kernel (burn has no explicit
+/// contiguous operation), for split heads that two products read: each product would
+/// otherwise copy the strided view itself.
+fn materialize<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    B::float_mul_scalar(x, 1.0.into())
+}
+
 /// How `[b·s, h·dh]` rows split into `[b, h, s, dh]` heads.
 #[derive(Clone, Copy, Debug)]
 pub struct HeadLayout {
@@ -423,13 +443,30 @@ impl HeadLayout {
         let halves = B::float_reshape(x, Shape::new([batch, heads, seq, 2, head_dim / 2]));
         B::float_reshape(B::float_flip(halves, &[3]), shape)
     }
-    /// RoPE: `x·cos + swap_halves(x)·signed_sin`.
-    fn rotate<B: Backend>(&self, x: FloatTensor<B>, cos: FloatTensor<B>, sin: FloatTensor<B>) -> FloatTensor<B> {
-        B::float_add(B::float_mul(x.clone(), cos), B::float_mul(self.swap_halves::<B>(x), sin))
+    /// RoPE of `[b·s, h·dh]` rows into `[b, h, s, dh]` heads: `x·cos + swap_halves(x)·signed_sin`.
+    /// The halves are swapped while the rows are still contiguous and the head split is left to
+    /// the elementwise kernel's reads: a flip and one fused kernel, where rotating the split
+    /// heads first copies them into contiguous memory.
+    fn rotate_rows<B: Backend>(&self, rows: FloatTensor<B>, cos: FloatTensor<B>, sin: FloatTensor<B>) -> FloatTensor<B> {
+        let HeadLayout { batch, seq, heads, head_dim } = *self;
+        let x4 = B::float_reshape(rows, Shape::new([batch, seq, heads, head_dim]));
+        let halves = B::float_reshape(x4.clone(), Shape::new([batch, seq, heads, 2, head_dim / 2]));
+        let swapped = B::float_reshape(B::float_flip(halves, &[3]), Shape::new([batch, seq, heads, head_dim]));
+        let (x, swapped) = (B::float_swap_dims(x4, 1, 2), B::float_swap_dims(swapped, 1, 2));
+        B::float_add(B::float_mul(x, cos), B::float_mul(swapped, sin))
     }
-    /// The transpose of [`Self::rotate`]: `g·cos + swap_halves(g·signed_sin)`.
-    fn rotate_transposed<B: Backend>(&self, g: FloatTensor<B>, cos: FloatTensor<B>, sin: FloatTensor<B>) -> FloatTensor<B> {
-        B::float_add(B::float_mul(g.clone(), cos), self.swap_halves::<B>(B::float_mul(g, sin)))
+    /// The transpose of [`Self::rotate_rows`], from contiguous `[b, h, s, dh]` heads back to
+    /// rows: `g·cos + swap_halves(g·signed_sin) = g·cos − swap_halves(g)·signed_sin` (both halves
+    /// of the tables hold the same angles, so `swap_halves(signed_sin) = −signed_sin`). A flip and
+    /// one fused kernel that also reads the head merge, instead of a product, a flip, an addition
+    /// and the merge's copy.
+    fn unrotate_rows<B: Backend>(&self, g: FloatTensor<B>, cos: FloatTensor<B>, sin: FloatTensor<B>) -> FloatTensor<B> {
+        let HeadLayout { batch, seq, heads, head_dim } = *self;
+        let swapped = self.swap_halves::<B>(g.clone());
+        let by_position = |t: FloatTensor<B>| B::float_reshape(t, Shape::new([1, seq, 1, head_dim]));
+        let (g, swapped) = (B::float_swap_dims(g, 1, 2), B::float_swap_dims(swapped, 1, 2));
+        let rows = B::float_sub(B::float_mul(g, by_position(cos)), B::float_mul(swapped, by_position(sin)));
+        B::float_reshape(rows, Shape::new([batch * seq, heads * head_dim]))
     }
 }
 
@@ -442,9 +479,9 @@ fn rope_attention_forward<B: Backend>(
     masking: Masking,
     layout: HeadLayout,
 ) -> (FloatTensor<B>, [FloatTensor<B>; 3], FloatTensor<B>, FloatTensor<B>) {
-    let q = layout.rotate::<B>(layout.split::<B>(q), cos.clone(), sin.clone());
-    let k = layout.rotate::<B>(layout.split::<B>(k), cos, sin);
-    let v = layout.split::<B>(v);
+    let q = layout.rotate_rows::<B>(q, cos.clone(), sin.clone());
+    let k = layout.rotate_rows::<B>(k, cos, sin);
+    let v = materialize::<B>(layout.split::<B>(v));
     let (out, probs, probs_low) = attention_forward::<B>(q.clone(), k.clone(), v.clone(), mask, masking);
     (layout.merge::<B>(out), [q, k, v], probs, probs_low)
 }
@@ -459,11 +496,11 @@ impl<B: Backend> Backward<B, 3> for RopeAttentionBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let (qkv, probs, probs_low, [cos, sin], scale, layout) = ops.state;
-        let grad = layout.split::<B>(grads.consume::<B>(&ops.node));
+        let grad = materialize::<B>(layout.split::<B>(grads.consume::<B>(&ops.node)));
         let [node_q, node_k, node_v] = ops.parents;
         let need = [node_q.is_some(), node_k.is_some(), node_v.is_some()];
         let [dq, dk, dv] = attention_backward::<B>(grad, qkv, probs, probs_low, scale, need);
-        let unrotate = |d: FloatTensor<B>| layout.merge::<B>(layout.rotate_transposed::<B>(d, cos.clone(), sin.clone()));
+        let unrotate = |d: FloatTensor<B>| layout.unrotate_rows::<B>(d, cos.clone(), sin.clone());
         for (node, d) in [(node_q, dq.map(unrotate)), (node_k, dk.map(unrotate)), (node_v, dv.map(|d| layout.merge::<B>(d)))] {
             if let (Some(node), Some(d)) = (node, d) {
                 grads.register::<B>(node.id, d);
@@ -664,6 +701,91 @@ fn swiglu_autodiff<B: Backend, C: CheckpointStrategy>(gate: FloatTensor<Autodiff
     }
 }
 
+/// Block `index` of `stacked: [N, a, b]` as `[a, b]` (a view, no copy). `selectors` is the
+/// constant `[N, N]` identity (one per step, shared by every block). On backends with fused
+/// operations the backward places the block's gradient as one broadcast product
+/// `selectors[index] ⊙ grad` in the stack's shape, which burn-fusion joins with the addition
+/// that accumulates the other blocks' gradients: one kernel per block where narrow's backward
+/// takes three (zero fill, slice assignment, addition; 384 of a LLaMA-2-7B LoRTA step's ~4,200
+/// kernels). Elsewhere it is `narrow` + `reshape`.
+pub fn stacked_block<B: Backend>(stacked: Tensor<B, 3>, selectors: &Tensor<B, 2>, index: usize) -> Tensor<B, 2> {
+    let [n, a, b] = stacked.dims();
+    assert!(index < n && selectors.dims() == [n, n], "stacked_block: block {index} of {n}, selectors {:?}", selectors.dims());
+    match registered::<B>("stacked_block") {
+        Some(ops) => {
+            let onehot = selectors.clone().narrow(0, index, 1).reshape([n, 1, 1]).into_primitive().tensor();
+            let block = Block { axis: 0, index };
+            Tensor::from_primitive(TensorPrimitive::Float((ops.stacked_block)(stacked.into_primitive().tensor(), onehot, block)))
+        }
+        None => stacked.narrow(0, index, 1).reshape([a, b]),
+    }
+}
+
+/// Block `index` of the middle axis of `stacked: [n, k, w]` as `[n, w]` (columns
+/// `index·w .. (index+1)·w` of the `[n, k·w]` rows, a strided view): LoRA's per-site slice of
+/// its stacked projection, with [`stacked_block`]'s one-kernel backward (`selectors`: the
+/// `[k, k]` identity). Elsewhere it is `slice`.
+pub fn stacked_columns<B: Backend>(stacked: Tensor<B, 3>, selectors: &Tensor<B, 2>, index: usize) -> Tensor<B, 2> {
+    let [n, k, w] = stacked.dims();
+    assert!(index < k && selectors.dims() == [k, k], "stacked_columns: block {index} of {k}, selectors {:?}", selectors.dims());
+    match registered::<B>("stacked_block") {
+        Some(ops) => {
+            let onehot = selectors.clone().narrow(0, index, 1).reshape([1, k, 1]).into_primitive().tensor();
+            let block = Block { axis: 1, index };
+            Tensor::from_primitive(TensorPrimitive::Float((ops.stacked_block)(stacked.into_primitive().tensor(), onehot, block)))
+        }
+        None => stacked.reshape([n, k * w]).slice([0..n, index * w..(index + 1) * w]),
+    }
+}
+
+/// Which block of a stacked `[d0, d1, d2]` tensor: along axis 0 (`[d1, d2]`) or 1 (`[d0, d2]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Block {
+    axis: usize,
+    index: usize,
+}
+
+fn stacked_block_forward<B: Backend>(stacked: FloatTensor<B>, block: Block) -> FloatTensor<B> {
+    let stacked = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(stacked));
+    let [d0, d1, d2] = stacked.dims();
+    let i = block.index;
+    let out = match block.axis {
+        0 => stacked.narrow(0, i, 1).reshape([d1, d2]),
+        _ => stacked.reshape([d0, d1 * d2]).slice([0..d0, i * d2..(i + 1) * d2]),
+    };
+    out.into_primitive().tensor()
+}
+
+#[derive(Debug)]
+struct StackedBlockBackward;
+
+impl<B: Backend> Backward<B, 1> for StackedBlockBackward {
+    /// The one-hot (the stack's shape with 1 on every axis but the block axis), the axis.
+    type State = (FloatTensor<B>, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let (onehot, axis) = ops.state;
+        burn_autodiff::ops::unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            let [p, q] = [grad.shape()[0], grad.shape()[1]];
+            let unit = if axis == 0 { [1, p, q] } else { [p, 1, q] };
+            // broadcast straight into the stack's shape: no reshape between this product and
+            // the accumulating addition, so the two fuse
+            B::float_mul(onehot, B::float_reshape(grad, Shape::new(unit)))
+        });
+    }
+}
+
+fn stacked_block_autodiff<B: Backend, C: CheckpointStrategy>(
+    stacked: FloatTensor<Autodiff<B, C>>,
+    onehot: FloatTensor<Autodiff<B, C>>,
+    block: Block,
+) -> FloatTensor<Autodiff<B, C>> {
+    match StackedBlockBackward.prepare::<C>([stacked.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((onehot.primitive, block.axis), stacked_block_forward::<B>(stacked.primitive, block)),
+        OpsKind::UnTracked(prep) => prep.finish(stacked_block_forward::<B>(stacked.primitive, block)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,6 +911,40 @@ mod tests {
         assert_close(&to_f64(ua), &to_f64(ub), 1e-7, "update gradient");
     }
 
+    /// A block of a stacked tensor through the node equals narrow + reshape, in value and in the
+    /// gradient of the stack when several blocks (one twice) feed the loss.
+    #[test]
+    fn stacked_block_equals_narrow_in_value_and_gradient() {
+        register::<TestBackend>();
+        let dev = Default::default();
+        let stacked = Tensor::<TestAutodiff, 3>::random([5, 3, 4], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let selectors = Tensor::<TestAutodiff, 2>::eye(5, &dev);
+        let weights: Vec<_> = (0..4).map(|_| Tensor::<TestAutodiff, 2>::random([3, 4], Distribution::Normal(0.0, 1.0), &dev)).collect();
+        let picks = [4usize, 1, 4, 0];
+        let fused = picks.iter().zip(&weights).map(|(&i, w)| (stacked_block(stacked.clone(), &selectors, i) * w.clone()).sum()).reduce(|a, b| a + b).unwrap();
+        let plain = picks.iter().zip(&weights).map(|(&i, w)| (stacked.clone().narrow(0, i, 1).reshape([3, 4]) * w.clone()).sum()).reduce(|a, b| a + b).unwrap();
+        assert_close(&to_f64(stacked_block(stacked.clone(), &selectors, 2).inner()), &to_f64(stacked.clone().narrow(0, 2, 1).reshape([3, 4]).inner()), 0.0, "value");
+        let (ga, gb) = (fused.backward(), plain.backward());
+        let (ga, gb) = (stacked.grad(&ga).unwrap(), stacked.grad(&gb).unwrap());
+        assert_close(&to_f64(ga.clone()), &to_f64(gb), 1e-12, "gradient");
+        // blocks 2 and 3 feed nothing: their gradient is exactly zero
+        assert!(to_f64(ga.narrow(0, 2, 2)).iter().all(|v| *v == 0.0));
+
+        // columns of a [rows, k·w] projection (LoRA's stacked sites)
+        let z = Tensor::<TestAutodiff, 2>::random([6, 3 * 2], Distribution::Normal(0.0, 1.0), &dev).require_grad();
+        let selectors = Tensor::<TestAutodiff, 2>::eye(3, &dev);
+        let weights: Vec<_> = (0..3).map(|_| Tensor::<TestAutodiff, 2>::random([6, 2], Distribution::Normal(0.0, 1.0), &dev)).collect();
+        let picks = [2usize, 0, 2];
+        let z3 = || z.clone().reshape([6, 3, 2]);
+        let fused = picks.iter().zip(&weights).map(|(&i, w)| (stacked_columns(z3(), &selectors, i) * w.clone()).sum()).reduce(|a, b| a + b).unwrap();
+        let plain = picks.iter().zip(&weights).map(|(&i, w)| (z.clone().slice([0..6, 2 * i..2 * i + 2]) * w.clone()).sum()).reduce(|a, b| a + b).unwrap();
+        assert_close(&to_f64(stacked_columns(z3(), &selectors, 1).inner()), &to_f64(z.clone().slice([0..6, 2..4]).inner()), 0.0, "column value");
+        let (ga, gb) = (fused.backward(), plain.backward());
+        let (ga, gb) = (z.grad(&ga).unwrap(), z.grad(&gb).unwrap());
+        assert_close(&to_f64(ga.clone()), &to_f64(gb), 1e-12, "column gradient");
+        assert!(to_f64(ga.slice([0..6, 2..4])).iter().all(|v| *v == 0.0));
+    }
+
     #[test]
     fn switch_spec_picks_operations() {
         assert!(op_enabled(None, "attention") && op_enabled(Some("all"), "rms_norm"));
@@ -805,8 +961,10 @@ mod tests {
         let masking = Masking { scale: 1.0 / (dh as f64).sqrt(), mask_value: -65504.0 };
         let rows = || Tensor::<TestAutodiff, 2>::random([b * s, h * dh], Distribution::Normal(0.0, 1.0), &dev).require_grad();
         let (q, k, v) = (rows(), rows(), rows());
-        let angles = Tensor::<TestAutodiff, 4>::random([1, 1, s, dh], Distribution::Uniform(-3.0, 3.0), &dev);
-        let (cos, sin) = (angles.clone().cos(), angles.sin());
+        // RoPE tables: both halves the same angles, the sine's first half negated
+        let angles = Tensor::<TestAutodiff, 4>::random([1, 1, s, dh / 2], Distribution::Uniform(-3.0, 3.0), &dev);
+        let cos = Tensor::cat(vec![angles.clone().cos(), angles.clone().cos()], 3);
+        let sin = Tensor::cat(vec![-angles.clone().sin(), angles.sin()], 3);
         let causal: Vec<bool> = (0..s * s).map(|i| i % s > i / s).collect();
         let mask = Tensor::<TestAutodiff, 4, Bool>::from_data(burn::tensor::TensorData::new(causal, [1, 1, s, s]), &dev);
         let weights = Tensor::<TestAutodiff, 2>::random([b * s, h * dh], Distribution::Normal(0.0, 1.0), &dev);

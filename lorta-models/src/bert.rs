@@ -17,7 +17,7 @@ use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::load::LoadOptions;
 use crate::dropout::{dropout, DropoutConfig};
-use crate::nn::{attention_dropout, merge_heads, padding_mask, split_heads, Activation, Builder, HfLinear, Init, LayerNorm};
+use crate::nn::{attention_dropout, merge_heads, padding_mask, split_heads, Activation, persistent_weights, Builder, HfLinear, Init, LayerNorm};
 use crate::tuning::{cast_module, host_param, module_rng, HeadDense, HeadTuning, Houlsby, Prefix, PrefixPositions, Tuning};
 use crate::weights::Weights;
 
@@ -360,10 +360,10 @@ impl<B: Backend> BertModel<B> {
         let mut w = Weights::open(&md.weight_files()?)?;
         let naming = bert_naming(Some(&w), &config, false);
         w.set_prefix(detect_prefix(&w, config.flavor));
-        let model = {
-            let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
-            Self::build(&config, &opts.tuning, naming, &mut b, true)?.with_dropout(dropout)
-        };
+        let model = persistent_weights::<B, _, _>(device, Builder::checkpoint(&mut w, opts.dtype, device), |mut b| {
+            Self::build(&config, &opts.tuning, naming.clone(), &mut b, true)
+        })?
+        .with_dropout(dropout);
         let prefix = w.prefix().to_string();
         w.ignore(|k| ignorable(k) || k.starts_with("classifier.") || k.starts_with(&format!("{prefix}pooler.")));
         w.finish("BERT-family encoder")?;
@@ -372,8 +372,9 @@ impl<B: Backend> BertModel<B> {
 
     /// Random weights (on device) in `dtype`.
     pub fn random(config: &BertConfig, tuning: &Tuning, dtype: DType, device: &B::Device) -> Result<Self> {
-        let mut b = Builder::random(dtype, device);
-        Self::build(config, tuning, bert_naming(None, config, false), &mut b, false)
+        persistent_weights::<B, _, _>(device, Builder::random(dtype, device), |mut b| {
+            Self::build(config, tuning, bert_naming(None, config, false), &mut b, false)
+        })
     }
 
     fn with_adapter_opt(self, dir: Option<&Path>, dtype: DType) -> Result<Self> {
@@ -520,10 +521,10 @@ impl<B: Backend> BertForSequenceClassification<B> {
         let mut w = Weights::open(&md.weight_files()?)?;
         let naming = bert_naming(Some(&w), &config, true);
         w.set_prefix(detect_prefix(&w, config.flavor));
-        let model = {
-            let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
-            Self::build(&config, opts, naming, &mut b)?.with_dropout(dropout)
-        };
+        let model = persistent_weights::<B, _, _>(device, Builder::checkpoint(&mut w, opts.dtype, device), |mut b| {
+            Self::build(&config, opts, naming.clone(), &mut b)
+        })?
+        .with_dropout(dropout);
         let prefix = w.prefix().to_string();
         w.ignore(|k| ignorable(k) || k.starts_with(&format!("{prefix}pooler.")));
         w.finish(config.architecture.as_deref().unwrap_or("sequence classification"))?;
@@ -534,8 +535,9 @@ impl<B: Backend> BertForSequenceClassification<B> {
     }
 
     pub fn random(config: &BertConfig, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
-        let mut b = Builder::random(opts.dtype, device);
-        Self::build(config, opts, bert_naming(None, config, true), &mut b)
+        persistent_weights::<B, _, _>(device, Builder::random(opts.dtype, device), |mut b| {
+            Self::build(config, opts, bert_naming(None, config, true), &mut b)
+        })
     }
 
     pub fn with_adapter_dir(mut self, dir: &Path, dtype: DType) -> Result<Self> {

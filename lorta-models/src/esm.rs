@@ -22,7 +22,7 @@ use crate::error::{ModelError, Result};
 use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::load::LoadOptions;
-use crate::nn::{downcast, merge_heads, split_heads, upcast, Builder, HfLinear, Init, LayerNorm, MASK_VALUE};
+use crate::nn::{downcast, merge_heads, split_heads, upcast, persistent_weights, Builder, HfLinear, Init, LayerNorm, MASK_VALUE};
 use crate::tuning::{cast_module, Tuning};
 use crate::weights::Weights;
 
@@ -393,10 +393,9 @@ impl<B: Backend> EsmModel<B> {
         let prefix = if w.keys().any(|k| k.starts_with("esm.")) { "esm." } else { "" };
         w.set_prefix(prefix);
         let naming = ArchNaming::Bert { prefix: prefix.to_string() };
-        let model = {
-            let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
-            Self::build(&config, &opts.tuning, naming, &mut b)?
-        };
+        let model = persistent_weights::<B, _, _>(device, Builder::checkpoint(&mut w, opts.dtype, device), |mut b| {
+            Self::build(&config, &opts.tuning, naming.clone(), &mut b)
+        })?;
         w.ignore(esm_ignorable);
         w.finish("ESM")?;
         match opts.adapter.as_deref() {
@@ -406,8 +405,9 @@ impl<B: Backend> EsmModel<B> {
     }
 
     pub fn random(config: &EsmConfig, tuning: &Tuning, dtype: DType, device: &B::Device) -> Result<Self> {
-        let mut b = Builder::random(dtype, device);
-        Self::build(config, tuning, ArchNaming::Bert { prefix: String::new() }, &mut b)
+        persistent_weights::<B, _, _>(device, Builder::random(dtype, device), |mut b| {
+            Self::build(config, tuning, ArchNaming::Bert { prefix: String::new() }, &mut b)
+        })
     }
 
     pub fn with_adapter_dir(mut self, dir: &Path, dtype: DType) -> Result<Self> {

@@ -34,7 +34,7 @@ use crate::evoformer::{PairUpdate, TrunkAdapters, TrunkBlock, TrunkConfig, TRUNK
 use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::load::LoadOptions;
-use crate::nn::{make_param, matmul, Builder, HfLinear, Init, LayerNorm};
+use crate::nn::{make_param, matmul, persistent_weights, Builder, HfLinear, Init, LayerNorm};
 use crate::structure_module::{StructureModule, StructureModuleConfig, StructureOutput};
 use crate::tuning::{cast_module, HeadTuning, Tuning};
 use crate::weights::Weights;
@@ -331,15 +331,15 @@ impl<B: Backend> EsmFold<B> {
         let esm_config = config.esm.clone().expect("from_json sets the stem");
         let esm = {
             w.set_prefix("esm.");
-            let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
             // the stem is frozen in ESMFold: no adapters, no training
-            EsmModel::build(&esm_config, &Tuning::frozen(), ArchNaming::Bert { prefix: "esm.".into() }, &mut b)?
+            persistent_weights::<B, _, _>(device, Builder::checkpoint(&mut w, opts.dtype, device), |mut b| {
+                EsmModel::build(&esm_config, &Tuning::frozen(), ArchNaming::Bert { prefix: "esm.".into() }, &mut b)
+            })?
         };
         w.set_prefix("");
-        let model = {
-            let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
-            Self::build(&config, &opts.tuning, Some(esm), &mut b)?
-        };
+        let model = persistent_weights::<B, _, _>(device, (Builder::checkpoint(&mut w, opts.dtype, device), esm), |(mut b, esm)| {
+            Self::build(&config, &opts.tuning, Some(esm), &mut b)
+        })?;
         w.ignore(esmfold_ignorable);
         w.finish("EsmForProteinFolding")?;
         Ok(model)
@@ -351,10 +351,9 @@ impl<B: Backend> EsmFold<B> {
     /// at identity, `esm_s_combine` and IPA `head_weights` zero; AlphaFold's zero / gating
     /// inits are not applied there either.
     pub fn random(config: &EsmFoldConfig, tuning: &Tuning, esm: Option<EsmModel<B>>, dtype: DType, device: &B::Device) -> Result<Self> {
-        let mut b = Builder::random(dtype, device);
         let mut c = config.clone();
         c.esm = esm.as_ref().map(|e| e.config.clone());
-        Self::build(&c, tuning, esm, &mut b)
+        persistent_weights::<B, _, _>(device, (Builder::random(dtype, device), esm), |(mut b, esm)| Self::build(&c, tuning, esm, &mut b))
     }
 
     /// Trainable parameters (see the type's docs).

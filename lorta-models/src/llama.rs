@@ -17,7 +17,7 @@ use crate::hub::ModelDir;
 use crate::json::JsonFile;
 use crate::load::LoadOptions;
 use crate::dropout::DropoutConfig;
-use crate::nn::{apply_rope, attention_dropout, merge_heads, padding_mask, split_heads, Activation, Builder, HfLinear, Init, RmsNorm};
+use crate::nn::{apply_rope, attention_dropout, merge_heads, padding_mask, split_heads, Activation, persistent_weights, Builder, HfLinear, Init, RmsNorm};
 use crate::tuning::{cast_module, module_rng, Houlsby, Prefix, PrefixPositions, Tuning};
 use crate::weights::Weights;
 
@@ -500,10 +500,9 @@ impl<B: Backend> LlamaForCausalLM<B> {
     /// Builds the model from checkpoint tensors under HF names (safetensors, or a GGUF /
     /// llama2.c [`TensorSource`](crate::weights::TensorSource)): every tensor must be used.
     pub fn from_weights(config: &LlamaConfig, mut w: Weights, opts: &LoadOptions, device: &B::Device) -> Result<Self> {
-        let mut model = {
-            let mut b = Builder::checkpoint(&mut w, opts.dtype, device);
-            Self::build(config, &opts.tuning, &mut b)?
-        };
+        let mut model = persistent_weights::<B, _, _>(device, Builder::checkpoint(&mut w, opts.dtype, device), |mut b| {
+            Self::build(config, &opts.tuning, &mut b)
+        })?;
         w.ignore(|k| k.ends_with("rotary_emb.inv_freq"));
         w.finish("LlamaForCausalLM")?;
         if let Some(a) = opts.adapter.as_deref() {
@@ -514,8 +513,7 @@ impl<B: Backend> LlamaForCausalLM<B> {
 
     /// Random weights (on device, `N(0, 0.02²)`, norms 1) in `dtype`: cheap enough for 7B.
     pub fn random(config: &LlamaConfig, tuning: &Tuning, dtype: DType, device: &B::Device) -> Result<Self> {
-        let mut b = Builder::random(dtype, device);
-        Self::build(config, tuning, &mut b)
+        persistent_weights::<B, _, _>(device, Builder::random(dtype, device), |mut b| Self::build(config, tuning, &mut b))
     }
 
     pub fn naming(&self) -> ArchNaming {

@@ -24,7 +24,7 @@ const FROM_SOURCE: usize = usize::MAX;
 /// Tensors of a non-safetensors checkpoint (GGUF, llama2.c), converted to f32 on demand, under
 /// Hugging Face names and in Hugging Face layout. Lets those formats reuse the safetensors
 /// loaders' [`Builder`](crate::nn::Builder) path unchanged (same modules, same adapter sites).
-pub trait TensorSource {
+pub trait TensorSource: Send {
     /// The file, for messages.
     fn path(&self) -> &Path;
     /// HF names and shapes of every tensor.

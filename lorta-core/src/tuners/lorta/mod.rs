@@ -21,9 +21,10 @@
 //! "LoRTA+LoRA" (seed Table 1) is LoRTA on the attention matrices plus a trainable
 //! classification head whose dense layer is adapted with LoRA; the head part lives in
 //! lorta-models (`HeadTuning::Lora`).
+use crate::fused::{has_stacked_block, stacked_block};
 use crate::matmul::matmul;
 use burn::module::Module;
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -386,6 +387,9 @@ pub struct LortaStep<B: Backend> {
     scaled_a_t: Option<Tensor<B, 3>>,
     /// `[L·M, r, d]`: the same with Kᵀ, for sites whose heads split the output axis.
     scaled_k_t: Option<Tensor<B, 3>>,
+    /// `[L·M, L·M]` identity: the blocks' one-hot selectors for [`stacked_block`] (`None` where
+    /// the backend has no fused operations: plain narrow).
+    selectors: Option<Tensor<B, 2>>,
     kinds: Vec<MatrixKind>,
     layers: usize,
     head_axis: HeadAxis,
@@ -410,7 +414,13 @@ impl<B: Backend> Lorta<B> {
         let splits_output = |k: &MatrixKind| axis == HeadAxis::Output && *k != MatrixKind::Output;
         // every site's scaled output factor at once: w [L·M, r, 1] ⊙ factorᵀ [1, r, out]
         let scale = |factor: &Tensor<B, 2>| w.clone().unsqueeze_dim::<3>(2) * factor.clone().transpose().unsqueeze_dim::<3>(0);
+        let selectors = has_stacked_block::<B>().then(|| {
+            let n = l * m;
+            let eye: Vec<f32> = (0..n * n).map(|i| if i % (n + 1) == 0 { 1.0 } else { 0.0 }).collect();
+            Tensor::from_data(TensorData::new(eye, [n, n]), (&w.device(), w.dtype()))
+        });
         Some(LortaStep {
+            selectors,
             scaled_a_t: kinds.iter().any(|k| !splits_output(k)).then(|| scale(&a)),
             scaled_k_t: kinds.iter().any(splits_output).then(|| scale(&k)),
             a,
@@ -453,7 +463,11 @@ impl<B: Backend> LortaStep<B> {
                 let scaled = scaled.as_ref().expect("formed for every kind that uses it");
                 let [_, r, out] = scaled.dims();
                 // the site's block: a contiguous view, no copy
-                let factor = scaled.clone().narrow(0, site.layer * self.kinds.len() + m, 1).reshape([r, out]);
+                let block = site.layer * self.kinds.len() + m;
+                let factor = match &self.selectors {
+                    Some(selectors) => stacked_block(scaled.clone(), selectors, block),
+                    None => scaled.clone().narrow(0, block, 1).reshape([r, out]),
+                };
                 let z = projected[split_output as usize].get_or_insert_with(|| matmul(x.clone(), input_factor.clone())).clone();
                 Some(matmul(z, factor))
             })
