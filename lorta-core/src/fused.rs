@@ -320,7 +320,9 @@ impl<B: Backend> Backward<B, 3> for AttentionBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let (q, k, v, probs, probs_low, scale) = ops.state;
-        let grad = grads.consume::<B>(&ops.node);
+        // the gradient arrives through the callers' head merge (a strided view): written out
+        // once for the two products that read it
+        let grad = materialize::<B>(grads.consume::<B>(&ops.node));
         let [node_q, node_k, node_v] = ops.parents;
         let need = [node_q.is_some(), node_k.is_some(), node_v.is_some()];
         let [dq, dk, dv] = attention_backward::<B>(grad, [q, k, v], probs, probs_low, scale, need);
@@ -366,8 +368,10 @@ fn attention_autodiff<B: Backend, C: CheckpointStrategy>(
 ) -> FloatTensor<Autodiff<B, C>> {
     match AttentionBackward.prepare::<C>([q.node.clone(), k.node.clone(), v.node.clone()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let (out, probs, probs_low) = attention_forward::<B>(q.primitive.clone(), k.primitive.clone(), v.primitive.clone(), mask, masking);
-            prep.finish((q.primitive, k.primitive, v.primitive, probs, probs_low, masking.scale), out)
+            // `v` (split heads, strided) is read by a product forward and one backward
+            let v = materialize::<B>(v.primitive);
+            let (out, probs, probs_low) = attention_forward::<B>(q.primitive.clone(), k.primitive.clone(), v.clone(), mask, masking);
+            prep.finish((q.primitive, k.primitive, v, probs, probs_low, masking.scale), out)
         }
         OpsKind::UnTracked(prep) => prep.finish(attention_forward::<B>(q.primitive, k.primitive, v.primitive, mask, masking).0),
     }
