@@ -121,9 +121,13 @@ fn registered<B: Backend>(op: &str) -> Option<FusedOps<B>> {
     all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, f)| f.downcast_ref::<FusedOps<B>>().cloned())
 }
 
-/// Whether [`stacked_block`] runs as one node on `B` (callers then form its selectors).
-pub fn has_stacked_block<B: Backend>() -> bool {
-    registered::<B>("stacked_block").is_some()
+/// The `[n, n]` identity that [`stacked_block`] and [`stacked_columns`] pick blocks with (in
+/// `dtype`, on `device`), or `None` where `B` runs them as plain narrow / slice (callers then
+/// take that path without forming it).
+pub fn block_selectors<B: Backend>(n: usize, device: &B::Device, dtype: DType) -> Option<Tensor<B, 2>> {
+    registered::<B>("stacked_block")?;
+    let eye: Vec<f32> = (0..n * n).map(|i| if i % (n + 1) == 0 { 1.0 } else { 0.0 }).collect();
+    Some(Tensor::from_data(burn::tensor::TensorData::new(eye, [n, n]), (device, dtype)))
 }
 
 /// Whether `B` runs the fused operations (registered, not switched off).
@@ -922,7 +926,8 @@ mod tests {
         register::<TestBackend>();
         let dev = Default::default();
         let stacked = Tensor::<TestAutodiff, 3>::random([5, 3, 4], Distribution::Normal(0.0, 1.0), &dev).require_grad();
-        let selectors = Tensor::<TestAutodiff, 2>::eye(5, &dev);
+        let selectors = block_selectors::<TestAutodiff>(5, &dev, DType::F32).expect("registered");
+        assert_close(&to_f64(selectors.clone()), &to_f64(Tensor::<TestAutodiff, 2>::eye(5, &dev)), 0.0, "selectors");
         let weights: Vec<_> = (0..4).map(|_| Tensor::<TestAutodiff, 2>::random([3, 4], Distribution::Normal(0.0, 1.0), &dev)).collect();
         let picks = [4usize, 1, 4, 0];
         let fused = picks.iter().zip(&weights).map(|(&i, w)| (stacked_block(stacked.clone(), &selectors, i) * w.clone()).sum()).reduce(|a, b| a + b).unwrap();

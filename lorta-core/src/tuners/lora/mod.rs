@@ -1,9 +1,9 @@
 //! LoRA (Hu et al. 2021): ΔW = (α/r)·B·A per adapted matrix, `A: [r, in]` kaiming-uniform
 //! (a = √5), `B: [out, r]` zero. PEFT keys `base_model.model.<module>.lora_{A,B}.weight`.
-use crate::fused::{has_stacked_block, stacked_columns};
+use crate::fused::{block_selectors, stacked_columns};
 use crate::matmul::matmul;
 use burn::module::{Module, Param};
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -107,11 +107,7 @@ impl<B: Backend> Lora<B> {
         let z = matmul(x, stacked.transpose()).mul_scalar(self.config.scaling()); // [n, Σ r]
         let n = z.dims()[0];
         // equal ranks: each site's columns through `stacked_columns` (one-kernel backward)
-        let selectors = (ranks.iter().all(|&r| r == ranks[0]) && has_stacked_block::<B>()).then(|| {
-            let k = ranks.len();
-            let eye: Vec<f32> = (0..k * k).map(|i| if i % (k + 1) == 0 { 1.0 } else { 0.0 }).collect();
-            Tensor::<B, 2>::from_data(TensorData::new(eye, [k, k]), (&z.device(), z.dtype()))
-        });
+        let selectors = if ranks.iter().all(|&r| r == ranks[0]) { block_selectors::<B>(ranks.len(), &z.device(), z.dtype()) } else { None };
         // one [n, k, r] view for every site: their gradients accumulate in that shape (fused)
         let z3 = selectors.as_ref().map(|_| z.clone().reshape([n, ranks.len(), ranks[0]]));
         let mut start = 0;

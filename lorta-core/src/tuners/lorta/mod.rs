@@ -21,10 +21,10 @@
 //! "LoRTA+LoRA" (seed Table 1) is LoRTA on the attention matrices plus a trainable
 //! classification head whose dense layer is adapted with LoRA; the head part lives in
 //! lorta-models (`HeadTuning::Lora`).
-use crate::fused::{has_stacked_block, stacked_block};
+use crate::fused::{block_selectors, stacked_block};
 use crate::matmul::matmul;
 use burn::module::Module;
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -414,11 +414,7 @@ impl<B: Backend> Lorta<B> {
         let splits_output = |k: &MatrixKind| axis == HeadAxis::Output && *k != MatrixKind::Output;
         // every site's scaled output factor at once: w [L·M, r, 1] ⊙ factorᵀ [1, r, out]
         let scale = |factor: &Tensor<B, 2>| w.clone().unsqueeze_dim::<3>(2) * factor.clone().transpose().unsqueeze_dim::<3>(0);
-        let selectors = has_stacked_block::<B>().then(|| {
-            let n = l * m;
-            let eye: Vec<f32> = (0..n * n).map(|i| if i % (n + 1) == 0 { 1.0 } else { 0.0 }).collect();
-            Tensor::from_data(TensorData::new(eye, [n, n]), (&w.device(), w.dtype()))
-        });
+        let selectors = block_selectors::<B>(l * m, &w.device(), w.dtype());
         Some(LortaStep {
             selectors,
             scaled_a_t: kinds.iter().any(|k| !splits_output(k)).then(|| scale(&a)),
