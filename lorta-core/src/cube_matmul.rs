@@ -21,7 +21,7 @@
 //! see `auto_owns`), or a comma list of kernel names tried in order on products of any dtype
 //! (for measurements and tests).
 use crate::shapes::{register_matmul_kernel, register_matmul_kernel_splitting, MatmulKernel};
-use burn::tensor::{ops::{FloatTensor, FloatTensorOps}, DType, Shape, TensorMetadata};
+use burn::tensor::{ops::{FloatTensor, FloatTensorOps}, DType, FloatDType, Shape, TensorMetadata};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{binary, Backward, Ops, OpsKind};
@@ -292,9 +292,16 @@ fn output_shape(lhs: &[usize], rhs: &[usize]) -> Option<Vec<usize>> {
     Some(out)
 }
 
-/// Whether `auto` routes a product with this dtype and left operand shape.
+/// Whether `auto` routes a product with this dtype and left operand shape: bf16/f16 products of
+/// [`AUTO_ROWS`] rows and, in exact-f32 runs ([`crate::matmul`]), every rank-2 f32 product — the
+/// split products' high parts pass TF32 exactly on any tensor-core kernel, and the routed ones
+/// took RoBERTa-base's f32 step from 122.4 to 77.1 ms (H200, measurements h200-2026-11-30-s14).
 fn auto_routes(dtype: DType, lhs_shape: &[usize]) -> bool {
-    matches!(dtype, DType::BF16 | DType::F16) && auto_owns(lhs_shape)
+    match dtype {
+        DType::BF16 | DType::F16 => auto_owns(lhs_shape),
+        DType::F32 => lhs_shape.len() == 2 && crate::matmul::exact_f32_matmul(),
+        _ => false,
+    }
 }
 
 /// `LORTA_MATMUL_AUTO_MAX_ROWS` lowers or raises [`AUTO_ROWS`]' upper end (read once; for
@@ -395,6 +402,11 @@ fn launch<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Option<Cu
 pub trait CubeMatmul: burn::tensor::backend::Backend {
     /// `lhs·rhs` (batch dims broadcast) through the chosen kernel, else the backend's own.
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The f32-exact product of [`crate::matmul`] (operands split into bf16-exact high parts and
+    /// remainders, four tensor-core products) as one operation for fusion and autodiff, whose
+    /// backward is the plain product's; the composite costs ~15 tracked operations per product.
+    fn matmul_exact(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CubeMatmul for CubeBackend<R, F, I, BT> {
@@ -404,12 +416,37 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CubeMatmul
             None => <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs),
         }
     }
+
+    fn matmul_exact(lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> CubeTensor<R> {
+        split_product_exact::<Self>(lhs, rhs)
+    }
 }
 
-/// The product as one custom fusion operation; it runs [`CubeMatmul::matmul`] of the fused backend.
+/// `a·b` as `a_hi·b_hi + a_hi·b_lo + a_lo·b_hi + a_lo·b_lo` with `x_hi` = `x` rounded to bf16
+/// (exact through TF32) and `x_lo = x − x_hi`: see [`crate::matmul::matmul`] for the error bound.
+/// The small terms are summed first. Where the device has no bf16 (wgpu, whose f32 products need
+/// no split; its tests run this path) the high part is f16, as exact through TF32.
+fn split_product_exact<B: CubeMatmul>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+    let high = if B::supports_dtype(&B::float_device(&a), DType::BF16) { FloatDType::BF16 } else { FloatDType::F16 };
+    let split = |x: FloatTensor<B>| {
+        let hi = B::float_cast(B::float_cast(x.clone(), high), FloatDType::F32);
+        let lo = B::float_sub(x, hi.clone());
+        (hi, lo)
+    };
+    let (a_hi, a_lo) = split(a);
+    let (b_hi, b_lo) = split(b);
+    // each term split along a long inner dim where its output is small, as our node's products are
+    let small = B::float_add(split_product::<B>(a_lo.clone(), b_lo.clone()), split_product::<B>(a_lo, b_hi.clone()));
+    let small = B::float_add(small, split_product::<B>(a_hi.clone(), b_lo));
+    B::float_add(small, split_product::<B>(a_hi, b_hi))
+}
+
+/// The product as one custom fusion operation; it runs [`CubeMatmul::matmul`] (or, `exact`,
+/// [`CubeMatmul::matmul_exact`]) of the fused backend.
 #[derive(Debug)]
 struct FusedMatmul<B> {
     desc: CustomOpIr,
+    exact: bool,
     _backend: PhantomData<B>,
 }
 
@@ -418,25 +455,47 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> Operation<
         let ([lhs, rhs], [out]) = self.desc.as_fixed();
         let lhs = handles.get_float_tensor::<CubeBackend<R, F, I, BT>>(lhs);
         let rhs = handles.get_float_tensor::<CubeBackend<R, F, I, BT>>(rhs);
-        let result = <CubeBackend<R, F, I, BT> as CubeMatmul>::matmul(lhs, rhs);
+        let result = if self.exact {
+            <CubeBackend<R, F, I, BT> as CubeMatmul>::matmul_exact(lhs, rhs)
+        } else {
+            <CubeBackend<R, F, I, BT> as CubeMatmul>::matmul(lhs, rhs)
+        };
         handles.register_float_tensor::<CubeBackend<R, F, I, BT>>(&out.id, result);
     }
+}
+
+/// Registers the product of `lhs` and `rhs` (output `shape`) as one [`FusedMatmul`].
+fn custom_product<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    lhs: FusionTensor<FusionCubeRuntime<R>>,
+    rhs: FusionTensor<FusionCubeRuntime<R>>,
+    shape: Vec<usize>,
+    exact: bool,
+) -> FusionTensor<FusionCubeRuntime<R>> {
+    let client: GlobalFusionClient<FusionCubeRuntime<R>> = lhs.client.clone();
+    let streams = OperationStreams::with_inputs([&lhs, &rhs]);
+    let out = TensorIr::uninit(client.create_empty_handle(), Shape::from(shape), lhs.dtype);
+    let name = if exact { "lorta_matmul_exact" } else { "lorta_matmul" };
+    let desc = CustomOpIr::new(name, &[lhs.into_ir(), rhs.into_ir()], &[out]);
+    client
+        .register(streams, OperationIr::Custom(desc.clone()), FusedMatmul::<CubeBackend<R, F, I, BT>> { desc, exact, _backend: PhantomData })
+        .output()
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CubeMatmul for Fusion<CubeBackend<R, F, I, BT>> {
     fn matmul(lhs: FusionTensor<FusionCubeRuntime<R>>, rhs: FusionTensor<FusionCubeRuntime<R>>) -> FusionTensor<FusionCubeRuntime<R>> {
         let shape = output_shape(&lhs.shape, &rhs.shape).filter(|_| may_route(lhs.dtype, &lhs.shape));
         count("fusion", lhs.dtype, &lhs.shape, &rhs.shape, shape.is_some());
-        let Some(shape) = shape else {
-            return <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs);
-        };
-        let client: GlobalFusionClient<FusionCubeRuntime<R>> = lhs.client.clone();
-        let streams = OperationStreams::with_inputs([&lhs, &rhs]);
-        let out = TensorIr::uninit(client.create_empty_handle(), Shape::from(shape), lhs.dtype);
-        let desc = CustomOpIr::new("lorta_matmul", &[lhs.into_ir(), rhs.into_ir()], &[out]);
-        client
-            .register(streams, OperationIr::Custom(desc.clone()), FusedMatmul::<CubeBackend<R, F, I, BT>> { desc, _backend: PhantomData })
-            .output()
+        match shape {
+            Some(shape) => custom_product::<R, F, I, BT>(lhs, rhs, shape, false),
+            None => <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs),
+        }
+    }
+
+    fn matmul_exact(lhs: FusionTensor<FusionCubeRuntime<R>>, rhs: FusionTensor<FusionCubeRuntime<R>>) -> FusionTensor<FusionCubeRuntime<R>> {
+        let shape = output_shape(&lhs.shape, &rhs.shape).unwrap_or_else(|| {
+            panic!("matmul: shapes {:?} and {:?} do not multiply (inner dims or batch dims differ)", lhs.shape, rhs.shape)
+        });
+        custom_product::<R, F, I, BT>(lhs, rhs, shape, true)
     }
 }
 
@@ -508,6 +567,24 @@ fn autodiff_owns(lhs_shape: &[usize]) -> bool {
     }
 }
 
+/// `forward(lhs, rhs)` as one autodiff node whose backward is [`MatmulBackward`]'s.
+fn product_node<B: CubeMatmul, C: CheckpointStrategy>(
+    lhs: FloatTensor<Autodiff<B, C>>,
+    rhs: FloatTensor<Autodiff<B, C>>,
+    forward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+    let (lhs_shape, rhs_shape) = (lhs.primitive.shape().to_vec(), rhs.primitive.shape().to_vec());
+    match MatmulBackward.prepare::<C>([lhs.node.clone(), rhs.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
+            let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));
+            prep.finish((lhs_state, rhs_state, lhs_shape, rhs_shape), forward(lhs.primitive, rhs.primitive))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(lhs.primitive, rhs.primitive)),
+    }
+}
+
 impl<B: CubeMatmul, C: CheckpointStrategy> CubeMatmul for Autodiff<B, C> {
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         let route = autodiff_owns(&lhs.primitive.shape());
@@ -515,18 +592,13 @@ impl<B: CubeMatmul, C: CheckpointStrategy> CubeMatmul for Autodiff<B, C> {
         if !route {
             return <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs);
         }
-        let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
-        let (lhs_shape, rhs_shape) = (lhs.primitive.shape().to_vec(), rhs.primitive.shape().to_vec());
-        match MatmulBackward.prepare::<C>([lhs.node.clone(), rhs.node.clone()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
-                let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));
-                // small-output long-inner products split here, inside the one node (the shape
-                // rewrites leave them whole for us: `register`)
-                prep.finish((lhs_state, rhs_state, lhs_shape, rhs_shape), split_product::<B>(lhs.primitive, rhs.primitive))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(split_product::<B>(lhs.primitive, rhs.primitive)),
-        }
+        // small-output long-inner products split here, inside the one node (the shape
+        // rewrites leave them whole for us: `register`)
+        product_node::<B, C>(lhs, rhs, split_product::<B>)
+    }
+
+    fn matmul_exact(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        product_node::<B, C>(lhs, rhs, B::matmul_exact)
     }
 }
 
@@ -544,6 +616,30 @@ pub fn register<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     add::<Fusion<CubeBackend<R, F, I, BT>>>();
     add_autodiff::<Autodiff<CubeBackend<R, F, I, BT>>>();
     add_autodiff::<Autodiff<Fusion<CubeBackend<R, F, I, BT>>>>();
+}
+
+/// [`register`] where `route` (the kernel choice routes products) and [`register_exact`] where
+/// `exact`, for runtime `R`.
+pub fn register_runtime<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(route: bool, exact: bool) {
+    if route {
+        register::<R, F, I, BT>();
+    }
+    if exact {
+        register_exact::<R, F, I, BT>();
+    }
+}
+
+/// Gives runtime `R`'s backend types (plain and fused, each also under autodiff) the exact f32
+/// product as one operation ([`CubeMatmul::matmul_exact`]) for [`crate::matmul::matmul`] and the
+/// fused operations' forwards.
+pub fn register_exact<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>() {
+    fn add<B: CubeMatmul>() {
+        crate::matmul::register_exact_kernel::<B>(<B as CubeMatmul>::matmul_exact as crate::matmul::ExactKernel<B>);
+    }
+    add::<CubeBackend<R, F, I, BT>>();
+    add::<Fusion<CubeBackend<R, F, I, BT>>>();
+    add::<Autodiff<CubeBackend<R, F, I, BT>>>();
+    add::<Autodiff<Fusion<CubeBackend<R, F, I, BT>>>>();
 }
 
 #[cfg(test)]

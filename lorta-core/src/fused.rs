@@ -281,8 +281,9 @@ pub fn attention<B: Backend>(
     mask: Option<Tensor<B, 4, Bool>>,
     masking: Masking,
 ) -> Option<Tensor<B, 4>> {
-    // f32 products on CUDA take the exact split form (`crate::matmul`); this op would skip it
-    if q.dtype() == DType::F32 && crate::matmul::exact_f32_matmul() {
+    // f32 products on CUDA take the exact split form (`crate::matmul`): only where the backend
+    // has it as one kernel can this op's forward products take it too
+    if q.dtype() == DType::F32 && !crate::matmul::primitive_products_exact::<B>() {
         return None;
     }
     let ops = registered::<B>("attention")?;
@@ -302,7 +303,9 @@ fn attention_forward<B: Backend>(
     masking: Masking,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let dtype = q.dtype();
-    let scores = B::float_mul_scalar(B::float_matmul(q, B::float_swap_dims(k, 2, 3)), masking.scale.into());
+    // the forward's products exact in f32 where the switch asks for it; the backward's take the
+    // backend's product, as every product's backward does (`crate::matmul`)
+    let scores = B::float_mul_scalar(crate::matmul::product_primitive::<B>(q, B::float_swap_dims(k, 2, 3)), masking.scale.into());
     let scores = upcast_primitive::<B>(scores);
     let scores = match mask {
         Some(m) => B::float_mask_fill(scores, m, masking.mask_value.into()),
@@ -312,7 +315,7 @@ fn attention_forward<B: Backend>(
     let exp = B::float_exp(B::float_sub(scores, max));
     let probs = B::float_div(exp.clone(), B::float_sum_dim(exp, 3));
     let probs_low = downcast_primitive::<B>(probs.clone(), dtype);
-    (B::float_matmul(probs_low.clone(), v), probs, probs_low)
+    (crate::matmul::product_primitive::<B>(probs_low.clone(), v), probs, probs_low)
 }
 
 #[derive(Debug)]
@@ -401,7 +404,7 @@ pub fn rope_attention<B: Backend>(
     mask: Option<Tensor<B, 4, Bool>>,
     masking: Masking,
 ) -> Option<Tensor<B, 2>> {
-    if q.dtype() == DType::F32 && crate::matmul::exact_f32_matmul() {
+    if q.dtype() == DType::F32 && !crate::matmul::primitive_products_exact::<B>() {
         return None;
     }
     let ops = registered::<B>("attention")?;

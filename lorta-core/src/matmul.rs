@@ -3,8 +3,10 @@
 //! Models and adapters call [`matmul`] instead of `Tensor::matmul`, so one process-wide switch
 //! ([`set_exact_f32_matmul`]) makes every product of a forward and backward pass exact.
 use crate::shapes::product;
-use burn::tensor::{backend::Backend, DType, FloatDType, Tensor};
+use burn::tensor::{backend::Backend, ops::FloatTensor, DType, FloatDType, Tensor, TensorMetadata, TensorPrimitive};
+use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, RwLock};
 
 static EXACT_F32_MATMUL: AtomicBool = AtomicBool::new(false);
 
@@ -18,6 +20,55 @@ pub fn exact_f32_matmul() -> bool {
     EXACT_F32_MATMUL.load(Ordering::Relaxed)
 }
 
+/// A backend's own exact f32 product (the split below as one operation, e.g.
+/// `cube_matmul::CubeMatmul::matmul_exact`): the composite costs ~15 tracked operations per
+/// product, and a GPU step of a small model is bound by the host's cost per operation.
+/// Register a backend and its autodiff wrapper together: fused attention checks the outer type
+/// and runs its products on the inner one.
+pub type ExactKernel<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+
+type ExactKernels = RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>>;
+
+fn exact_kernels() -> &'static ExactKernels {
+    static ALL: OnceLock<ExactKernels> = OnceLock::new();
+    ALL.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// Computes the exact f32 products of backend `B` with `kernel` (replaces an earlier one).
+pub fn register_exact_kernel<B: Backend>(kernel: ExactKernel<B>) {
+    let mut all = exact_kernels().write().unwrap_or_else(|e| e.into_inner());
+    all.retain(|(id, _)| *id != TypeId::of::<B>());
+    all.push((TypeId::of::<B>(), Box::new(kernel)));
+}
+
+/// Removes `B`'s exact kernel: its exact products go back to the composite.
+pub fn unregister_exact_kernel<B: Backend>() {
+    exact_kernels().write().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != TypeId::of::<B>());
+}
+
+fn exact_kernel<B: Backend>() -> Option<ExactKernel<B>> {
+    let all = exact_kernels().read().unwrap_or_else(|e| e.into_inner());
+    all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, k)| k.downcast_ref::<ExactKernel<B>>().copied())
+}
+
+/// Whether an f32 product of `B` may skip [`matmul`] without losing its precision: the switch
+/// is off, or `B` has an exact kernel that [`product_primitive`] takes (fused operations check
+/// this before running their products on primitives).
+pub fn primitive_products_exact<B: Backend>() -> bool {
+    !exact_f32_matmul() || exact_kernel::<B>().is_some()
+}
+
+/// `a·b` on primitives (fused operations' forwards): the exact kernel for f32 operands with the
+/// switch on, where `B` has one; else the backend's product.
+pub fn product_primitive<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+    if exact_f32_matmul() && a.dtype() == DType::F32 {
+        if let Some(kernel) = exact_kernel::<B>() {
+            return kernel(a, b);
+        }
+    }
+    B::float_matmul(a, b)
+}
+
 /// `a·b`; with [`set_exact_f32_matmul`] on and f32 operands, every operand is split into a
 /// bf16-exact high part and the remainder (`a = a_hi + a_lo`, `|a_lo| ≤ 2⁻⁸|a|`) and the product is
 /// `a_hi·b_hi + a_hi·b_lo + a_lo·b_hi + a_lo·b_lo`: the high parts pass TF32 rounding unchanged,
@@ -29,7 +80,10 @@ pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> T
     if a.dtype() != DType::F32 || !exact_f32_matmul() {
         return product(a, b);
     }
-    split_matmul(a, b)
+    match exact_kernel::<B>() {
+        Some(kernel) => Tensor::from_primitive(TensorPrimitive::Float(kernel(a.into_primitive().tensor(), b.into_primitive().tensor()))),
+        None => split_matmul(a, b),
+    }
 }
 
 /// The split product of [`matmul`], whatever the switch says.

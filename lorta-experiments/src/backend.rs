@@ -206,11 +206,14 @@ impl GpuArgs {
         let choice = self.matmul_kernels(kind)?;
         let route = choice != KernelChoice::Default;
         cube_matmul::set_kernels(choice);
+        // the exact f32 product as one operation, whatever the kernel choice (`LORTA_EXACT_MATMUL_OP=0`:
+        // the composite of ~15 operations, for A/B runs)
+        let exact_op = std::env::var("LORTA_EXACT_MATMUL_OP").map_or(true, |v| v.trim() != "0");
         match kind {
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda if route => cube_matmul::register::<cubecl::cuda::CudaRuntime, f32, i32, u8>(),
+            BackendKind::Cuda => cube_matmul::register_runtime::<cubecl::cuda::CudaRuntime, f32, i32, u8>(route, exact_op),
             #[cfg(feature = "wgpu")]
-            BackendKind::Wgpu if route => cube_matmul::register::<cubecl::wgpu::WgpuRuntime, f32, i32, u32>(),
+            BackendKind::Wgpu => cube_matmul::register_runtime::<cubecl::wgpu::WgpuRuntime, f32, i32, u32>(route, exact_op),
             _ => {}
         }
         Ok(())

@@ -18,6 +18,7 @@ use lorta_models::llama::{LlamaConfig, LlamaForCausalLM};
 use lorta_models::tuning::{HeadTuning, Tuning};
 use serde::Serialize;
 
+use crate::train::optim::{AdamW, GroupLr};
 use timing::{time_steps, MemoryProbe};
 
 /// One measured configuration.
@@ -134,7 +135,12 @@ fn profile_one<B: AutodiffBackend>(
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     eprintln!("[profile] {} r={rank}: model built in {:.1}s", method.label(), t_build.elapsed().as_secs_f64());
     let trainable = model.trainable_params();
-    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init::<B, LlamaForCausalLM<B>>();
+    // `train`'s AdamW: all adapter tensors in a few operations per step (as PyTorch's
+    // multi-tensor AdamW); `LORTA_GROUPED_ADAMW=0`: burn's per-tensor AdamW, for A/B runs
+    let grouped = std::env::var("LORTA_GROUPED_ADAMW").map_or(true, |v| v.trim() != "0");
+    let mut per_tensor = AdamWConfig::new().with_weight_decay(0.0).init::<B, LlamaForCausalLM<B>>();
+    let mut adamw = AdamW::<B::InnerBackend>::new(crate::train::optim::AdamWConfig::default());
+    let constant = |_: &str| GroupLr { lr: 1e-4, weight_decay: 0.0 };
     let (b, t) = (spec.batch, spec.seq_len);
     let ids = Tensor::<B, 2, Int>::random([b, t + 1], Distribution::Uniform(0.0, spec.config.vocab_size as f64), device);
     let inputs = ids.clone().narrow(1, 0, t);
@@ -150,9 +156,9 @@ fn profile_one<B: AutodiffBackend>(
         let grads = loss.backward();
         probe.sample();
         let grads = GradientsParams::from_grads(grads, &model);
-        let model = optim.step(1e-4, model, grads);
+        let model = if grouped { adamw.step::<B, _, _>(model, grads, &constant, None).0 } else { per_tensor.step(1e-4, model, grads) };
         probe.sample();
-        model
+        Ok(model)
     };
     // the first steps compile and autotune kernels (CUBECL_AUTOTUNE_LEVEL=minimal shortens it)
     let label = format!("[profile] {} r={rank}", method.label());
