@@ -73,7 +73,12 @@ pub struct AdamW<B: Backend> {
     pub config: AdamWConfig,
     /// Parameters not in a buffer: after loading a checkpoint, or left out of the last step.
     state: BTreeMap<String, Moments<B>>,
+    /// The last step's flat buffers: authoritative for their parameters' values, as a master
+    /// copy is (replacing trainable parameters between steps needs a new optimizer or
+    /// [`load_tensors`](Self::load_tensors)).
     buffers: Vec<Buffer<B>>,
+    /// How many buffers were assembled from per-parameter parts (tests: a steady run reuses them).
+    layouts: usize,
 }
 
 /// Joins the module-path stack kept by visitors and mappers.
@@ -164,7 +169,6 @@ struct Member<B: Backend> {
 /// parameters neither joins nor splits them (a GPU step of a small model is bound by the host's
 /// cost per tensor operation: ~16 per parameter when each had its own update).
 struct Buffer<B: Backend> {
-    lr: GroupLr,
     t: u64,
     /// `(path, elements, dtype)` in order.
     members: Vec<(String, usize, DType)>,
@@ -287,7 +291,7 @@ fn join<B: Backend>(mut xs: Vec<Tensor<B, 1>>) -> Tensor<B, 1> {
 
 impl<B: Backend> AdamW<B> {
     pub fn new(config: AdamWConfig) -> Self {
-        AdamW { config, state: BTreeMap::new(), buffers: Vec::new() }
+        AdamW { config, state: BTreeMap::new(), buffers: Vec::new(), layouts: 0 }
     }
 
     /// One step over every parameter of `model` that has a gradient in `grads`. `group` maps a
@@ -339,9 +343,10 @@ impl<B: Backend> AdamW<B> {
             };
             let (lr, t) = (members[idx[0]].lr, members[idx[0]].t);
             let paths: Vec<&str> = idx.iter().map(|&i| members[i].path.as_str()).collect();
-            // the same parameters as a buffer of the last step: its tensors as they are
+            // the same parameters as a buffer of the last step: its tensors as they are (the
+            // learning rate may have moved with the schedule: groups are per step)
             let same = old.iter().position(|b| {
-                b.as_ref().is_some_and(|b| b.t + 1 == t && b.lr == lr && b.members.iter().map(|(p, _, _)| p.as_str()).eq(paths.iter().copied()))
+                b.as_ref().is_some_and(|b| b.t + 1 == t && b.members.iter().map(|(p, _, _)| p.as_str()).eq(paths.iter().copied()))
             });
             let [p, m, v] = match same {
                 Some(j) => {
@@ -349,6 +354,7 @@ impl<B: Backend> AdamW<B> {
                     [b.p, b.m, b.v]
                 }
                 None => {
+                    self.layouts += 1;
                     let mut parts: [Vec<Tensor<B, 1>>; 3] = Default::default();
                     for &i in idx {
                         let own = match members[i].own.take() {
@@ -375,7 +381,6 @@ impl<B: Backend> AdamW<B> {
             let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(c.eps);
             let p = p - m.clone().div(denom).mul_scalar(lr.lr / bc1);
             let buffer = Buffer {
-                lr,
                 t,
                 members: idx.iter().map(|&i| (members[i].path.clone(), members[i].shape.iter().product(), members[i].dtype)).collect(),
                 m,
@@ -697,6 +702,39 @@ mod tests {
         let (_, steps) = opt.to_tensors();
         assert_eq!(steps.get("w"), Some(&3));
         assert_eq!(steps.get("head"), Some(&2));
+        // buffers assembled: step 1 (w, head), step 2 (w alone), step 3 (head from its own state;
+        // w's buffer of step 2 reused)
+        assert_eq!(opt.layouts, 3);
+    }
+
+    #[test]
+    fn a_changing_learning_rate_keeps_the_buffers() {
+        // a linear schedule moves the learning rate every step: the parameters stay one buffer
+        let mut model = toy([0.5, -1.0, 2.0], [[0.25, -0.75]]);
+        let mut opt = AdamW::<crate::backend::NdArray>::new(AdamWConfig::default());
+        let lrs = [0.01, 0.02, 0.005, 0.0125];
+        let mut w = 0.5f64;
+        let mut hist = Vec::new();
+        let mut p = w;
+        for lr in lrs {
+            let grads = grads_of(&model);
+            hist.push(2.0 * w);
+            model = opt.step::<TB, _, _>(model, grads, &|_: &str| GroupLr { lr, weight_decay: 0.0 }, None).0;
+            // PyTorch's AdamW with the learning rate of each step
+            let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+            let (mut m, mut v) = (0.0, 0.0);
+            p = 0.5;
+            for (i, &g) in hist.iter().enumerate() {
+                let t = (i + 1) as i32;
+                m = b1 * m + (1.0 - b1) * g;
+                v = b2 * v + (1.0 - b2) * g * g;
+                p -= lrs[i] / (1.0 - b1.powi(t)) * m / (v.sqrt() / (1.0 - b2.powi(t)).sqrt() + eps);
+            }
+            w = p;
+        }
+        let got: Vec<f32> = model.w.val().into_data().to_vec().unwrap();
+        assert!((got[0] as f64 - p).abs() < 1e-6, "{} vs {p}", got[0]);
+        assert_eq!(opt.layouts, 1, "one buffer, assembled once");
     }
 
     #[test]
