@@ -16,10 +16,14 @@
 //! sees the product as one custom operation (nothing fuses into it).
 //!
 //! Which kernels: [`set_kernels`] or `LORTA_MATMUL_KERNEL` (read once): `default` (burn's own
-//! selection), `auto` (the lists below, bf16/f16 products only: f32 products keep burn's kernel,
-//! whose precision the f32 split of [`crate::matmul`] is built around, but take our backward,
-//! see `auto_owns`), or a comma list of kernel names tried in order on products of any dtype
-//! (for measurements and tests).
+//! selection), `auto` (the lists below for bf16/f16 products, and for f32 ones only in exact-f32
+//! runs, where the split of [`crate::matmul`] makes every tensor-core kernel exact enough; other
+//! f32 products keep burn's kernel but take our backward, see `auto_owns`), or a comma list of
+//! kernel names tried in order on products of any dtype (for measurements and tests).
+//!
+//! The exact f32 product itself is one operation here too ([`CubeMatmul::matmul_exact`],
+//! [`register_exact`]): the split and its four products inside one fusion operation and one
+//! autodiff node.
 use crate::shapes::{register_matmul_kernel, register_matmul_kernel_splitting, MatmulKernel};
 use burn::tensor::{ops::{FloatTensor, FloatTensorOps}, DType, FloatDType, Shape, TensorMetadata};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -294,8 +298,8 @@ fn output_shape(lhs: &[usize], rhs: &[usize]) -> Option<Vec<usize>> {
 
 /// Whether `auto` routes a product with this dtype and left operand shape: bf16/f16 products of
 /// [`AUTO_ROWS`] rows and, in exact-f32 runs ([`crate::matmul`]), every rank-2 f32 product — the
-/// split products' high parts pass TF32 exactly on any tensor-core kernel, and the routed ones
-/// took RoBERTa-base's f32 step from 122.4 to 77.1 ms (H200, measurements h200-2026-11-30-s14).
+/// split products' high parts pass TF32 exactly on any tensor-core kernel, and routing them took
+/// RoBERTa-base's f32 step from 122.4 to 76.0–81.1 ms (H200, measurements h200-2026-11-30-s14).
 fn auto_routes(dtype: DType, lhs_shape: &[usize]) -> bool {
     match dtype {
         DType::BF16 | DType::F16 => auto_owns(lhs_shape),
