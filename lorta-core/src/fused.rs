@@ -26,8 +26,8 @@ use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{binary, Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
-use std::any::{Any, TypeId};
-use std::sync::{OnceLock, RwLock};
+use crate::backend_registry::BackendRegistry;
+use std::sync::OnceLock;
 
 type RmsNormFn<B> = fn(FloatTensor<B>, FloatTensor<B>, f64) -> FloatTensor<B>;
 type AttentionFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, Option<BoolTensor<B>>, Masking) -> FloatTensor<B>;
@@ -64,10 +64,7 @@ pub struct Masking {
     pub mask_value: f64,
 }
 
-fn registry() -> &'static RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>> {
-    static ALL: OnceLock<RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>>> = OnceLock::new();
-    ALL.get_or_init(|| RwLock::new(Vec::new()))
-}
+static REGISTRY: BackendRegistry = BackendRegistry::new();
 
 /// The operations `LORTA_FUSED_OPS` leaves on: unset or `all`: every one; `0` or `none`: none;
 /// otherwise a comma list of `rms_norm`, `attention`, `add_update` (A/B measurements).
@@ -85,9 +82,7 @@ fn op_enabled(spec: Option<&str>, op: &str) -> bool {
 }
 
 fn add<B: Backend>(ops: FusedOps<B>) {
-    let mut all = registry().write().unwrap_or_else(|e| e.into_inner());
-    all.retain(|(id, _)| *id != TypeId::of::<B>());
-    all.push((TypeId::of::<B>(), Box::new(ops)));
+    REGISTRY.insert::<B, _>(ops);
 }
 
 /// Gives backend `B` (inference: the fused forwards) and `Autodiff<B>` (training: forwards and
@@ -117,8 +112,7 @@ fn registered<B: Backend>(op: &str) -> Option<FusedOps<B>> {
     if !enabled(op) {
         return None;
     }
-    let all = registry().read().unwrap_or_else(|e| e.into_inner());
-    all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, f)| f.downcast_ref::<FusedOps<B>>().cloned())
+    REGISTRY.get::<B, FusedOps<B>>()
 }
 
 /// The `[n, n]` identity that [`stacked_block`] and [`stacked_columns`] pick blocks with (in

@@ -13,6 +13,7 @@
 //! - [`shapes`]: equivalent shapes for products and reductions that untuned GPU kernels run slowly.
 //! - `cube_matmul` (feature `cubecl`): products on CubeCL backends through a kernel chosen per shape.
 
+mod backend_registry;
 #[cfg(feature = "cubecl")]
 pub mod cube_matmul;
 pub mod decomp;

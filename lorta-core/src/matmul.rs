@@ -4,9 +4,8 @@
 //! ([`set_exact_f32_matmul`]) makes every product of a forward and backward pass exact.
 use crate::shapes::product;
 use burn::tensor::{backend::Backend, ops::FloatTensor, DType, FloatDType, Tensor, TensorMetadata, TensorPrimitive};
-use std::any::{Any, TypeId};
+use crate::backend_registry::BackendRegistry;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{OnceLock, RwLock};
 
 static EXACT_F32_MATMUL: AtomicBool = AtomicBool::new(false);
 
@@ -27,28 +26,20 @@ pub fn exact_f32_matmul() -> bool {
 /// and runs its products on the inner one.
 pub type ExactKernel<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
 
-type ExactKernels = RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>>;
-
-fn exact_kernels() -> &'static ExactKernels {
-    static ALL: OnceLock<ExactKernels> = OnceLock::new();
-    ALL.get_or_init(|| RwLock::new(Vec::new()))
-}
+static EXACT_KERNELS: BackendRegistry = BackendRegistry::new();
 
 /// Computes the exact f32 products of backend `B` with `kernel` (replaces an earlier one).
 pub fn register_exact_kernel<B: Backend>(kernel: ExactKernel<B>) {
-    let mut all = exact_kernels().write().unwrap_or_else(|e| e.into_inner());
-    all.retain(|(id, _)| *id != TypeId::of::<B>());
-    all.push((TypeId::of::<B>(), Box::new(kernel)));
+    EXACT_KERNELS.insert::<B, _>(kernel);
 }
 
 /// Removes `B`'s exact kernel: its exact products go back to the composite.
 pub fn unregister_exact_kernel<B: Backend>() {
-    exact_kernels().write().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != TypeId::of::<B>());
+    EXACT_KERNELS.remove::<B>();
 }
 
 fn exact_kernel<B: Backend>() -> Option<ExactKernel<B>> {
-    let all = exact_kernels().read().unwrap_or_else(|e| e.into_inner());
-    all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, k)| k.downcast_ref::<ExactKernel<B>>().copied())
+    EXACT_KERNELS.get::<B, ExactKernel<B>>()
 }
 
 /// Whether an f32 product of `B` may skip [`matmul`] without losing its precision: the switch

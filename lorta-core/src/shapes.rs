@@ -21,9 +21,9 @@
 //! `rows`, `reduce` (unset or `default`: all three). (Computing few-row products transposed, `(Wᵀ·xᵀ)ᵀ`, was
 //! measured 2× slower on LLaMA-2-7B at 128 tokens.)
 use burn::tensor::{backend::Backend, ops::FloatTensor, DType, Tensor, TensorPrimitive};
-use std::any::{Any, TypeId};
+use crate::backend_registry::BackendRegistry;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 
 static ON: AtomicBool = AtomicBool::new(false);
 
@@ -107,12 +107,7 @@ fn plan(r: Rewrites, m: usize, k: usize, n: usize, dtype: DType) -> Plan {
 /// `Tensor::matmul` for that backend type once registered with [`register_matmul_kernel`].
 pub type MatmulKernel<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
 
-type Kernels = RwLock<Vec<(TypeId, Box<dyn Any + Send + Sync>)>>;
-
-fn kernels() -> &'static Kernels {
-    static KERNELS: OnceLock<Kernels> = OnceLock::new();
-    KERNELS.get_or_init(|| RwLock::new(Vec::new()))
-}
+static KERNELS: BackendRegistry = BackendRegistry::new();
 
 /// Which products (by left shape) a kernel splits along the inner dimension itself, inside its
 /// own autodiff node: [`product`] then leaves them whole instead of splitting them into five
@@ -138,19 +133,16 @@ pub fn register_matmul_kernel<B: Backend>(kernel: MatmulKernel<B>) {
 /// [`register_matmul_kernel`] for a kernel that does the inner split of the products
 /// `splits_inner` names on its own.
 pub fn register_matmul_kernel_splitting<B: Backend>(kernel: MatmulKernel<B>, splits_inner: SplitsInner) {
-    let mut all = kernels().write().unwrap_or_else(|e| e.into_inner());
-    all.retain(|(id, _)| *id != TypeId::of::<B>());
-    all.push((TypeId::of::<B>(), Box::new(Registered::<B> { kernel, splits_inner })));
+    KERNELS.insert::<B, _>(Registered::<B> { kernel, splits_inner });
 }
 
 /// Removes `B`'s kernel: its products go back to `Tensor::matmul`.
 pub fn unregister_matmul_kernel<B: Backend>() {
-    kernels().write().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != TypeId::of::<B>());
+    KERNELS.remove::<B>();
 }
 
 fn registered<B: Backend>() -> Option<Registered<B>> {
-    let all = kernels().read().unwrap_or_else(|e| e.into_inner());
-    all.iter().find(|(id, _)| *id == TypeId::of::<B>()).and_then(|(_, k)| k.downcast_ref::<Registered<B>>().cloned())
+    KERNELS.get::<B, Registered<B>>()
 }
 
 /// `a·b` through `B`'s registered kernel, else `Tensor::matmul`.

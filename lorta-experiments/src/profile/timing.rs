@@ -93,13 +93,13 @@ pub fn time_steps<B: Backend, M>(
     mut model: M,
     (warmup, steps): (usize, usize),
     label: &str,
-    mut step: impl FnMut(M, &mut MemoryProbe<'_, B>) -> Result<M>,
+    mut step: impl FnMut(M, &mut MemoryProbe<'_, B>) -> M,
 ) -> Result<(M, StepTimes)> {
     let sync = || B::sync(device).map_err(|e| anyhow!("device sync failed: {e:?}"));
     let mut probe = MemoryProbe::<B> { device, memory, on: false, peak: None };
     for i in 0..warmup {
         let t0 = Instant::now();
-        model = step(model, &mut probe)?;
+        model = step(model, &mut probe);
         sync()?;
         eprintln!("{label}: warm-up step {} took {:.1}s", i + 1, t0.elapsed().as_secs_f64());
     }
@@ -109,7 +109,7 @@ pub fn time_steps<B: Backend, M>(
     let cpu = CpuClock::start();
     for i in 0..steps {
         let t0 = Instant::now();
-        model = step(model, &mut probe)?;
+        model = step(model, &mut probe);
         sync()?;
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
         // slow steps: a run killed by a time limit still shows what it measured
@@ -121,7 +121,7 @@ pub fn time_steps<B: Backend, M>(
     let cpu_ms = cpu.per_step_ms(steps);
     let rss = memory().is_none().then(RssPeak::start).flatten();
     probe.on = true;
-    model = step(model, &mut probe)?;
+    model = step(model, &mut probe);
     sync()?;
     let rss_peak = rss.and_then(|r| r.finish());
     Ok((model, StepTimes { ms, cpu_ms, device_peak: probe.peak, rss_peak }))

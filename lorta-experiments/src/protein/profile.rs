@@ -114,7 +114,7 @@ fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, devic
         let grads = GradientsParams::from_grads(grads, &model);
         let model = optim.step(1e-4, model, grads);
         probe.sample();
-        Ok(model)
+        model
     };
     let (model, times) = time_steps::<B, _>(device, memory, model, (spec.warmup, spec.steps), &format!("[fold profile] {label}"), step)?;
     drop(model.valid());
