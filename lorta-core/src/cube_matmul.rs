@@ -22,10 +22,10 @@
 //! kernel names tried in order on products of any dtype (for measurements and tests).
 //!
 //! The exact f32 product itself is one operation here too ([`CubeMatmul::matmul_exact`],
-//! [`register_exact`]): the split and its four products inside one fusion operation and one
-//! autodiff node.
+//! [`register_exact`]): the operands' 3xTF32 split (`tf32_split`) and one product over the
+//! tripled inner dim inside one fusion operation and one autodiff node.
 use crate::shapes::{register_matmul_kernel, register_matmul_kernel_splitting, MatmulKernel};
-use burn::tensor::{ops::{FloatTensor, FloatTensorOps}, DType, FloatDType, Shape, TensorMetadata};
+use burn::tensor::{ops::{FloatTensor, FloatTensorOps}, DType, Shape, TensorMetadata};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{binary, Backward, Ops, OpsKind};
@@ -46,6 +46,8 @@ use cubek::std::InputBinding;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock, RwLock};
+
+mod tf32_split;
 
 /// A kernel the products may take, by the name `matmul-strategies` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -407,8 +409,8 @@ pub trait CubeMatmul: burn::tensor::backend::Backend {
     /// `lhs·rhs` (batch dims broadcast) through the chosen kernel, else the backend's own.
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// The f32-exact product of [`crate::matmul`] (operands split into bf16-exact high parts and
-    /// remainders, four tensor-core products) as one operation for fusion and autodiff, whose
+    /// The f32-exact product of [`crate::matmul`] (operands split into TF32-exact high parts and
+    /// remainders, one tensor-core product over the tripled inner dim) as one operation for fusion and autodiff, whose
     /// backward is the plain product's; the composite costs ~15 tracked operations per product.
     fn matmul_exact(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 }
@@ -422,27 +424,22 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CubeMatmul
     }
 
     fn matmul_exact(lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> CubeTensor<R> {
-        split_product_exact::<Self>(lhs, rhs)
+        split_product_exact::<R, F, I, BT>(lhs, rhs)
     }
 }
 
-/// `a·b` as `a_hi·b_hi + a_hi·b_lo + a_lo·b_hi + a_lo·b_lo` with `x_hi` = `x` rounded to bf16
-/// (exact through TF32) and `x_lo = x − x_hi`: see [`crate::matmul::matmul`] for the error bound.
-/// The small terms are summed first. Where the device has no bf16 (wgpu, whose f32 products need
-/// no split; its tests run this path) the high part is f16, as exact through TF32.
-fn split_product_exact<B: CubeMatmul>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
-    let high = if B::supports_dtype(&B::float_device(&a), DType::BF16) { FloatDType::BF16 } else { FloatDType::F16 };
-    let split = |x: FloatTensor<B>| {
-        let hi = B::float_cast(B::float_cast(x.clone(), high), FloatDType::F32);
-        let lo = B::float_sub(x, hi.clone());
-        (hi, lo)
-    };
-    let (a_hi, a_lo) = split(a);
-    let (b_hi, b_lo) = split(b);
-    // each term split along a long inner dim where its output is small, as our node's products are
-    let small = B::float_add(split_product::<B>(a_lo.clone(), b_lo.clone()), split_product::<B>(a_lo, b_hi.clone()));
-    let small = B::float_add(small, split_product::<B>(a_hi.clone(), b_lo));
-    B::float_add(small, split_product::<B>(a_hi, b_hi))
+/// `a·b` exact to f32 rounding through TF32 tensor cores: one product over a 3× inner dim of
+/// the operands' high and low parts ([`tf32_split`]; see there for the error bound). Other dtypes
+/// take the plain product.
+fn split_product_exact<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(a: CubeTensor<R>, b: CubeTensor<R>) -> CubeTensor<R> {
+    type B<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+    if a.dtype != DType::F32 || b.dtype != DType::F32 {
+        return <B<R, F, I, BT> as CubeMatmul>::matmul(a, b);
+    }
+    let a3 = tf32_split::split_operand::<R, F, I, BT>(a, tf32_split::Side::Lhs);
+    let b3 = tf32_split::split_operand::<R, F, I, BT>(b, tf32_split::Side::Rhs);
+    // split along the (now 3×) inner dim where the output is small, as our node's products are
+    split_product::<B<R, F, I, BT>>(a3, b3)
 }
 
 /// The product as one custom fusion operation; it runs [`CubeMatmul::matmul`] (or, `exact`,

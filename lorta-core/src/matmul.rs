@@ -60,13 +60,16 @@ pub fn product_primitive<B: Backend>(a: FloatTensor<B>, b: FloatTensor<B>) -> Fl
     B::float_matmul(a, b)
 }
 
-/// `a·b`; with [`set_exact_f32_matmul`] on and f32 operands, every operand is split into a
-/// bf16-exact high part and the remainder (`a = a_hi + a_lo`, `|a_lo| ≤ 2⁻⁸|a|`) and the product is
+/// `a·b`; with [`set_exact_f32_matmul`] on and f32 operands, the backend's exact kernel where
+/// one is registered (CubeCL backends: `cube_matmul`'s 3xTF32, high parts of 11 bits, one
+/// product over a tripled inner dim), else the composite: every operand split into a bf16-exact
+/// high part and the remainder (`a = a_hi + a_lo`, `|a_lo| ≤ 2⁻⁸|a|`) and the product
 /// `a_hi·b_hi + a_hi·b_lo + a_lo·b_hi + a_lo·b_lo`: the high parts pass TF32 rounding unchanged,
 /// the remainders lose 2⁻¹¹ of their own size, so every summand is within ~2⁻¹⁹ of exact instead
-/// of TF32's 2⁻¹¹. (Three products, without `a_lo·b_lo`, leave up to 2⁻¹⁶: measured 2–3e-5 on
-/// the LLaMA fixtures.) The correction is added without gradient: backward costs one (TF32)
-/// product as usual, the precision PyTorch's own f32 training gets with TF32 allowed.
+/// of TF32's 2⁻¹¹. (Three products, without `a_lo·b_lo`, would leave up to 2⁻¹⁶ with bf16 high
+/// parts: measured 2–3e-5 on the LLaMA fixtures.) The correction is added without gradient:
+/// backward costs one (TF32) product as usual, the precision PyTorch's own f32 training gets
+/// with TF32 allowed.
 pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
     if a.dtype() != DType::F32 || !exact_f32_matmul() {
         return product(a, b);

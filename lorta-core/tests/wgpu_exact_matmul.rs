@@ -1,7 +1,8 @@
-//! The exact f32 product as one operation (`cube_matmul::register_exact`): its four split terms,
-//! the plain product's gradient, and the fused attention taking it for its forward products.
-//! On wgpu (lavapipe in CI) the high parts are f16 (no bf16 there), on CUDA bf16; the plumbing —
-//! fusion custom operation, autodiff node, broadcast batch dims, transposed operands — is the same.
+//! The exact f32 product as one operation (`cube_matmul::register_exact`): its 3xTF32 split
+//! (three terms as one product over a tripled inner dim), the plain product's gradient, and the
+//! fused attention taking it for its forward products. wgpu (lavapipe in CI) runs the same split
+//! kernel and plumbing as CUDA — fusion custom operation, autodiff node, broadcast batch dims,
+//! transposed operands — with exact f32 products, so only the dropped `a_lo·b_lo` shows.
 //! Its own test binary: the exact switch and the registrations are process-wide.
 //! `cargo test -p lorta-core --features test-wgpu --test wgpu_exact_matmul`
 #![cfg(feature = "test-wgpu")]
@@ -19,9 +20,9 @@ use lorta_core::matmul::{self, primitive_products_exact, set_exact_f32_matmul, u
 type Wg = burn_wgpu::Wgpu<f32, i32>;
 type Ad = Autodiff<Wg>;
 
-/// Entries `h + 0.0014` with `h` in ±{1, 1.25, 1.5, 1.75}: the remainder after the high part
-/// (bf16: 0.0014; f16 on wgpu: 0.0014 − 2⁻¹⁰) makes each cross term ~1e-3 of a summand, far above
-/// f32 rounding: a lost or doubled cross term shows.
+/// Entries `h + 0.0014` with `h` in ±{1, 1.25, 1.5, 1.75}: the remainder after the 11-bit high
+/// part (0.0014 − 2⁻¹⁰ for the positive ones) makes each cross term ~4e-4 of a summand, far above
+/// f32 rounding: a lost, doubled or misplaced block shows.
 fn values(n: usize, salt: usize) -> Vec<f64> {
     (0..n)
         .map(|i| {
@@ -73,11 +74,28 @@ fn exact_product_is_one_operation_with_the_plain_gradient_and_feeds_fused_attent
     cube_matmul::register_exact::<WgpuRuntime, f32, i32, u32>();
     assert!(primitive_products_exact::<Ad>() && primitive_products_exact::<Wg>());
     let [y, ga, gb] = run(true);
-    // the four terms against f64 (lavapipe's own f32 product is exact too: compare both)
+    // the three terms against f64 (lavapipe's own f32 product is exact too: compare both)
     for (what, got) in [("exact kernel", &y), ("plain product", &plain[0])] {
         let err = max_relative_error(got, &expected, what);
         assert!(err < 1e-6, "{what}: relative error {err:e} against f64");
     }
+    // a transposed left operand and a row-major right one, each split in its own memory order
+    let at: Vec<f64> = (0..batch * k * m)
+        .map(|idx| {
+            let (t, rest) = (idx / (k * m), idx % (k * m));
+            av[(t * m + rest % m) * k + rest / m]
+        })
+        .collect();
+    let y2 = matmul::matmul(tensor::<Wg, 3>(&at, [batch, k, m]).swap_dims(1, 2), tensor::<Wg, 3>(&bv, [1, k, n]));
+    let err = max_relative_error(&host(y2), &expected, "transposed lhs");
+    assert!(err < 1e-6, "transposed lhs: relative error {err:e} against f64");
+    // a strided left operand (the first half of each row of a wider tensor: neither layout,
+    // copied first)
+    let wide: Vec<f64> = (0..batch * m * 2 * k).map(|idx| if idx % (2 * k) < k { av[(idx / (2 * k)) * k + idx % (2 * k)] } else { 7.0 }).collect();
+    let strided = tensor::<Wg, 3>(&wide, [batch, m, 2 * k]).slice([0..batch, 0..m, 0..k]);
+    let y3 = matmul::matmul(strided, tensor::<Wg, 3>(&bv, [1, k, n]));
+    let err = max_relative_error(&host(y3), &expected, "strided lhs");
+    assert!(err < 1e-6, "strided lhs: relative error {err:e} against f64");
     // backward: the plain product's
     for (what, got, want) in [("lhs gradient", &ga, &plain[1]), ("rhs gradient", &gb, &plain[2])] {
         let err = max_relative_error(got, want, what);

@@ -98,8 +98,8 @@ pub struct GpuArgs {
     #[arg(long)]
     pub kernel_cache: Option<PathBuf>,
     /// CUDA with `--dtype f32`: let f32 matmuls run as single TF32 tensor-core products (faster,
-    /// ~1e-4 relative error). Without it, f32 matmuls are accurate to ~1e-6 (split into
-    /// bf16-exact high and low parts: four tensor-core products). With `--dtype bf16`/`f16` the
+    /// ~1e-4 relative error). Without it, f32 matmuls are accurate to ~1e-6 (3xTF32: operands
+    /// split into TF32-exact high parts and remainders, three products as one). With `--dtype bf16`/`f16` the
     /// f32 adapter products are TF32 anyway: 2⁻¹¹ relative, finer than the half-precision base
     /// output they are added to (PyTorch autocast runs them in bf16).
     #[arg(long)]
