@@ -19,6 +19,7 @@ use super::loss::{backbone_fape, distogram_loss};
 use super::model::{build_model, tuning_of};
 use super::task::Folder;
 use crate::profile::timing::{time_steps, MemoryProbe, MemoryReader};
+use crate::train::optim::{AdamW, GroupLr};
 
 #[derive(Clone, Debug)]
 pub struct FoldProfileSpec {
@@ -92,7 +93,13 @@ fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, devic
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     eprintln!("[fold profile] {label}: model built in {:.1}s", t_build.elapsed().as_secs_f64());
     let trainable = model.trainable_params();
-    let mut optim = burn::optim::AdamWConfig::new().with_weight_decay(0.0).init::<B, EsmFold<B>>();
+    // adapters: `train`'s AdamW over flat buffers (a few operations per step for all adapter
+    // tensors, as PyTorch's multi-tensor AdamW); `full`, or `LORTA_GROUPED_ADAMW=0`: burn's
+    // per-tensor AdamW (the flat buffers would add an f32 copy of every trunk weight)
+    let grouped = !tuning.full && std::env::var("LORTA_GROUPED_ADAMW").map_or(true, |v| v.trim() != "0");
+    let mut per_tensor = burn::optim::AdamWConfig::new().with_weight_decay(0.0).init::<B, EsmFold<B>>();
+    let mut adamw = AdamW::<B::InnerBackend>::new(crate::train::optim::AdamWConfig::default());
+    let constant = |_: &str| GroupLr { lr: 1e-4, weight_decay: 0.0 };
     let (b, l) = (spec.batch, spec.length);
     B::seed(device, 1);
     let aatype = Tensor::<B, 2, Int>::random([b, l], Distribution::Uniform(0.0, 20.0), device);
@@ -112,7 +119,7 @@ fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, devic
         let grads = loss.backward();
         probe.sample();
         let grads = GradientsParams::from_grads(grads, &model);
-        let model = optim.step(1e-4, model, grads);
+        let model = if grouped { adamw.step::<B, _, _>(model, grads, &constant, None).0 } else { per_tensor.step(1e-4, model, grads) };
         probe.sample();
         model
     };
