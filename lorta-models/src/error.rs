@@ -36,6 +36,10 @@ pub enum ModelError {
     /// Bad caller input (token ids out of range, empty batch, ...).
     #[error("{0}")]
     Input(String),
+
+    /// The device failed (a synchronisation or allocation the backend reported as failed).
+    #[error("device error: {0}")]
+    Device(String),
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;
@@ -52,5 +56,8 @@ impl ModelError {
     }
     pub fn input(message: impl Into<String>) -> Self {
         ModelError::Input(message.into())
+    }
+    pub fn device(message: impl Into<String>) -> Self {
+        ModelError::Device(message.into())
     }
 }

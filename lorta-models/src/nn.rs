@@ -44,7 +44,7 @@ pub fn persistent_weights<B: Backend, I: Send, T: Send>(device: &B::Device, inpu
     }
     B::memory_persistent_allocations(device, input, move |input| {
         let built = build(input)?;
-        B::sync(device).map_err(|e| crate::error::ModelError::input(format!("device sync after building the weights failed: {e:?}")))?;
+        B::sync(device).map_err(|e| crate::error::ModelError::device(format!("sync after building the weights failed: {e:?}")))?;
         Ok(built)
     })
 }
