@@ -526,7 +526,7 @@ pub fn backward_splits() -> usize {
 fn split_product<B: CubeMatmul>(a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
     let (ashape, bshape) = (a.shape().to_vec(), b.shape().to_vec());
     let chunks = match (&ashape[..], &bshape[..]) {
-        (&[m, k], &[k2, n]) if k == k2 => crate::shapes::inner_split_chunks(m, k, n, a.dtype()),
+        (&[m, k], &[k2, n]) if k == k2 && crate::shapes::inner_split_enabled() => crate::shapes::inner_split_chunks(m, k, n, a.dtype()),
         _ => None,
     };
     let Some(chunks) = chunks else { return B::matmul(a, b) };

@@ -18,7 +18,8 @@
 //!
 //! Off unless [`set_shape_rewrites`] turns them on (the GPU backends do; on CPU they gain nothing).
 //! `LORTA_SHAPE_REWRITES` picks a subset for measurements: `none`, or a comma list of `inner`,
-//! `rows`, `reduce` (unset or `default`: all three). (Computing few-row products transposed, `(Wᵀ·xᵀ)ᵀ`, was
+//! `rows`, `reduce` (unset or `default`: all three; `inner` also governs the same split inside
+//! `cube_matmul`'s product node). (Computing few-row products transposed, `(Wᵀ·xᵀ)ᵀ`, was
 //! measured 2× slower on LLaMA-2-7B at 128 tokens.)
 use burn::tensor::{backend::Backend, ops::FloatTensor, DType, Tensor, TensorPrimitive};
 use crate::backend_registry::BackendRegistry;
@@ -50,11 +51,21 @@ impl Rewrites {
     }
 }
 
-/// The active rewrites: none unless switched on; the environment's subset, read once.
-fn active() -> Option<Rewrites> {
+/// The environment's subset of the rewrites, read once.
+fn from_env() -> Rewrites {
     static FROM_ENV: OnceLock<Rewrites> = OnceLock::new();
-    ON.load(Ordering::Relaxed)
-        .then(|| *FROM_ENV.get_or_init(|| Rewrites::parse(std::env::var("LORTA_SHAPE_REWRITES").ok().as_deref())))
+    *FROM_ENV.get_or_init(|| Rewrites::parse(std::env::var("LORTA_SHAPE_REWRITES").ok().as_deref()))
+}
+
+/// The active rewrites: none unless switched on; the environment's subset.
+fn active() -> Option<Rewrites> {
+    ON.load(Ordering::Relaxed).then(from_env)
+}
+
+/// Whether the environment leaves the inner split on (`cube_matmul`'s own node splits its
+/// products whenever it is: that node exists only on GPU backends).
+pub(crate) fn inner_split_enabled() -> bool {
+    from_env().inner
 }
 
 /// Inner split: outputs at most this many elements (a few 32×128 tiles) ...

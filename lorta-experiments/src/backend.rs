@@ -137,7 +137,8 @@ impl GpuArgs {
             bail!("--dtype {:?}: the ndarray backend computes in f32 only; use --dtype f32, or --backend cuda (bf16, f16) or wgpu (f16)", dtype);
         }
         if kind == BackendKind::Wgpu && dtype == DType::BF16 {
-            // CubeCL's WGSL compiler has no bf16 type (it panics inside the runtime otherwise)
+            // CubeCL's WGSL compiler has no bf16 type (it panics inside the runtime otherwise);
+            // bf16 through the SPIR-V one (Vulkan) is untested, so refused there too
             bail!("--dtype bf16: the wgpu backend has no bf16 kernels; use --dtype f16 or f32 on wgpu, or --backend cuda");
         }
         if kind == BackendKind::Ndarray && self.matmul_kernel.is_some() {
