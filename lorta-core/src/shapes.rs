@@ -64,6 +64,7 @@ fn active() -> Option<Rewrites> {
 
 /// Whether the environment leaves the inner split on (`cube_matmul`'s own node splits its
 /// products whenever it is: that node exists only on GPU backends).
+#[cfg(feature = "cubecl")]
 pub(crate) fn inner_split_enabled() -> bool {
     from_env().inner
 }

@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod flops;
 pub mod rss;
+pub mod step_optim;
 pub mod timing;
 
 use std::time::Instant;
@@ -11,14 +12,14 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::{backend::AutodiffBackend, backend::Backend, DType, Distribution, Int, Tensor};
 use lorta_core::{AdapterConfig, MatrixKind, Method};
 use lorta_models::llama::{LlamaConfig, LlamaForCausalLM};
 use lorta_models::tuning::{HeadTuning, Tuning};
 use serde::Serialize;
 
-use crate::train::optim::{AdamW, GroupLr};
+use step_optim::StepOptimizer;
 use timing::{time_steps, MemoryProbe};
 
 /// One measured configuration.
@@ -135,12 +136,7 @@ fn profile_one<B: AutodiffBackend>(
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     eprintln!("[profile] {} r={rank}: model built in {:.1}s", method.label(), t_build.elapsed().as_secs_f64());
     let trainable = model.trainable_params();
-    // `train`'s AdamW: all adapter tensors in a few operations per step (as PyTorch's
-    // multi-tensor AdamW); `LORTA_GROUPED_ADAMW=0`: burn's per-tensor AdamW, for A/B runs
-    let grouped = std::env::var("LORTA_GROUPED_ADAMW").map_or(true, |v| v.trim() != "0");
-    let mut per_tensor = AdamWConfig::new().with_weight_decay(0.0).init::<B, LlamaForCausalLM<B>>();
-    let mut adamw = AdamW::<B::InnerBackend>::new(crate::train::optim::AdamWConfig::default());
-    let constant = |_: &str| GroupLr { lr: 1e-4, weight_decay: 0.0 };
+    let mut optim = StepOptimizer::<B, LlamaForCausalLM<B>>::new(false);
     let (b, t) = (spec.batch, spec.seq_len);
     let ids = Tensor::<B, 2, Int>::random([b, t + 1], Distribution::Uniform(0.0, spec.config.vocab_size as f64), device);
     let inputs = ids.clone().narrow(1, 0, t);
@@ -156,7 +152,7 @@ fn profile_one<B: AutodiffBackend>(
         let grads = loss.backward();
         probe.sample();
         let grads = GradientsParams::from_grads(grads, &model);
-        let model = if grouped { adamw.step::<B, _, _>(model, grads, &constant, None).0 } else { per_tensor.step(1e-4, model, grads) };
+        let model = optim.step(model, grads);
         probe.sample();
         model
     };

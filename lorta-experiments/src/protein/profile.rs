@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{DType, Distribution, Int, Tensor};
 use lorta_models::esmfold::{EsmFold, EsmFoldConfig};
@@ -19,7 +19,7 @@ use super::loss::{backbone_fape, distogram_loss};
 use super::model::{build_model, tuning_of};
 use super::task::Folder;
 use crate::profile::timing::{time_steps, MemoryProbe, MemoryReader};
-use crate::train::optim::{AdamW, GroupLr};
+use crate::profile::step_optim::StepOptimizer;
 
 #[derive(Clone, Debug)]
 pub struct FoldProfileSpec {
@@ -93,13 +93,8 @@ fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, devic
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     eprintln!("[fold profile] {label}: model built in {:.1}s", t_build.elapsed().as_secs_f64());
     let trainable = model.trainable_params();
-    // adapters: `train`'s AdamW over flat buffers (a few operations per step for all adapter
-    // tensors, as PyTorch's multi-tensor AdamW); `full`, or `LORTA_GROUPED_ADAMW=0`: burn's
-    // per-tensor AdamW (the flat buffers would add an f32 copy of every trunk weight)
-    let grouped = !tuning.full && std::env::var("LORTA_GROUPED_ADAMW").map_or(true, |v| v.trim() != "0");
-    let mut per_tensor = burn::optim::AdamWConfig::new().with_weight_decay(0.0).init::<B, EsmFold<B>>();
-    let mut adamw = AdamW::<B::InnerBackend>::new(crate::train::optim::AdamWConfig::default());
-    let constant = |_: &str| GroupLr { lr: 1e-4, weight_decay: 0.0 };
+    // `full` trains every trunk weight: burn's per-tensor AdamW (no f32 copy of the trunk)
+    let mut optim = StepOptimizer::<B, EsmFold<B>>::new(tuning.full);
     let (b, l) = (spec.batch, spec.length);
     B::seed(device, 1);
     let aatype = Tensor::<B, 2, Int>::random([b, l], Distribution::Uniform(0.0, 20.0), device);
@@ -119,7 +114,7 @@ fn profile_one<B: AutodiffBackend>(spec: &FoldProfileSpec, m: &FoldMethod, devic
         let grads = loss.backward();
         probe.sample();
         let grads = GradientsParams::from_grads(grads, &model);
-        let model = if grouped { adamw.step::<B, _, _>(model, grads, &constant, None).0 } else { per_tensor.step(1e-4, model, grads) };
+        let model = optim.step(model, grads);
         probe.sample();
         model
     };
