@@ -21,6 +21,11 @@
 //! f32 products keep burn's kernel but take our backward, see `auto_owns`), or a comma list of
 //! kernel names tried in order on products of any dtype (for measurements and tests).
 //!
+//! Few-row bf16/f16 products with a long inner dimension (LLM steps at short sequences) can run
+//! as split-K products under `auto` ([`split_k`]: chunks of the inner dim as one batched product
+//! with f32 partial sums, then their sum): off by default (no gain measured in a training step),
+//! `LORTA_SPLIT_K=auto|all` or [`set_split_k`] for experiments.
+//!
 //! The exact f32 product itself is one operation here too ([`CubeMatmul::matmul_exact`],
 //! [`register_exact`]): the operands' 3xTF32 split (`tf32_split`) and one product over the
 //! tripled inner dim inside one fusion operation and one autodiff node.
@@ -47,7 +52,10 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock, RwLock};
 
+mod split_k;
 mod tf32_split;
+
+pub use split_k::{set_split_k, split_k_products, SplitK};
 
 /// A kernel the products may take, by the name `matmul-strategies` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -144,6 +152,11 @@ pub const AUTO: [Kernel; 3] = [Kernel::SpecializedTmaMma, Kernel::SpecializedCyc
 /// a linear layer) ordered double buffering first: 128×4096×4096ᵀ 0.109 ms vs 0.182 (TMA) and
 /// 0.168 (burn's), where the specialized cyclic kernel takes 0.90 ...
 pub const AUTO_COLUMN_MAJOR_RHS: [Kernel; 3] = [Kernel::OrderedDoubleMma, Kernel::SpecializedTmaMma, Kernel::DoubleCyclicMma];
+/// ... except for the exact f32 products' TF32 parts (4,096 rows, tripled inner dim), where the
+/// TMA kernel is the faster one on a column-major right side too: `[4096, 9216]·[9216, 768]ᵀ`
+/// 0.771 vs 1.190 ms, `[4096, 2304]·[2304, 3072]ᵀ` 0.782 vs 0.983, `[4096, 2304]·[2304, 768]ᵀ`
+/// 0.376 vs 0.369 (H200, measurements h200-2026-11-30-s16, call 1).
+pub const AUTO_COLUMN_MAJOR_RHS_F32: [Kernel; 3] = [Kernel::SpecializedTmaMma, Kernel::OrderedDoubleMma, Kernel::DoubleCyclicMma];
 /// ... on rank-2 products with this many rows (tokens): the few-row products where burn's
 /// default kernel is weakest. Measured on an H200, routed vs burn's own in one call: LLaMA-2-7B
 /// bf16 at 128 tokens LoRA r4 159.8 vs 246.7 ms per step, LoRTA r4 133.8 vs 242.8
@@ -364,34 +377,75 @@ fn launch<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Option<Cu
     let (l_col, r_col) = (matrix_layout(&lshape, &lstrides)?, matrix_layout(&rshape, &rstrides)?);
     let list: Vec<Kernel> = match choice {
         KernelChoice::List(list) => list,
+        _ if r_col && dtype == DType::F32 => AUTO_COLUMN_MAJOR_RHS_F32.to_vec(),
         _ if r_col => AUTO_COLUMN_MAJOR_RHS.to_vec(),
         _ => AUTO.to_vec(),
     };
-    let elem_bytes = dtype.size();
-    // TMA: 2-D, every non-unit stride a 16-byte multiple, no offset into the buffer
-    let tma_ok = |t: &CubeTensor<R>| {
-        t.handle.offset_start.unwrap_or(0) == 0 && t.meta.strides().iter().all(|&s| s == 1 || (s * elem_bytes) % 16 == 0)
-    };
     let batched = lshape.len() > 2;
-    let tma_allowed = !batched && tma_ok(lhs) && tma_ok(rhs);
+    let tma_allowed = !batched && tma_readable(lhs) && tma_readable(rhs);
+    run_first_accepting(lhs, rhs, &list, dtype, (l_col, r_col), tma_allowed)
+}
+
+/// `auto`'s split-K product ([`split_k`]) where it applies: routed rank-2 bf16/f16 products
+/// with a row-major left side.
+fn split_k_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    lhs: &CubeTensor<R>,
+    rhs: &CubeTensor<R>,
+) -> Option<CubeTensor<R>> {
+    if kernels() != KernelChoice::Auto || !auto_routes(lhs.dtype, lhs.meta.shape()) || lhs.qparams.is_some() || rhs.qparams.is_some() {
+        return None;
+    }
+    let (lshape, rshape) = (lhs.meta.shape().to_vec(), rhs.meta.shape().to_vec());
+    if lshape.len() != 2 || rshape.len() != 2 {
+        return None;
+    }
+    let l_col = matrix_layout(&lshape, lhs.meta.strides())?;
+    let r_col = matrix_layout(&rshape, rhs.meta.strides())?;
+    if l_col {
+        return None;
+    }
+    split_k::product::<R, F, I, BT>(lhs, rhs, r_col)
+}
+
+/// TMA reads whole tiles through a tensor map: no offset into the buffer, every non-unit stride
+/// a 16-byte multiple.
+fn tma_readable<R: CubeRuntime>(t: &CubeTensor<R>) -> bool {
+    let elem_bytes = t.dtype.size();
+    t.handle.offset_start.unwrap_or(0) == 0 && t.meta.strides().iter().all(|&s| s == 1 || (s * elem_bytes) % 16 == 0)
+}
+
+/// Runs the first kernel of `list` that accepts the problem and launches (remembered per
+/// problem), writing an `out_dtype` result; `None` when none does.
+fn run_first_accepting<R: CubeRuntime>(
+    lhs: &CubeTensor<R>,
+    rhs: &CubeTensor<R>,
+    list: &[Kernel],
+    out_dtype: DType,
+    (l_col, r_col): (bool, bool),
+    tma_allowed: bool,
+) -> Option<CubeTensor<R>> {
+    let dtype = lhs.dtype;
+    let (lshape, rshape) = (lhs.meta.shape().to_vec(), rhs.meta.shape().to_vec());
+    let batched = lshape.len() > 2;
     let key = (dtype, lshape, rshape, (l_col, r_col), tma_allowed);
     let known = decisions().lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
     let candidates: Vec<Kernel> = match known {
         Some(Some(k)) => vec![k],
         Some(None) => return None,
-        None => list,
+        None => list.to_vec(),
     };
     for kernel in candidates {
         if !kernel.accepts(batched, l_col, r_col, tma_allowed) {
             continue;
         }
-        let out = init_matmul_output(lhs, rhs, dtype);
-        let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems { lhs: dtype.into(), rhs: dtype.into(), out: dtype.into() });
+        let out = init_matmul_output(lhs, rhs, out_dtype);
+        let mut dtypes =
+            MatmulElems::from_globals(&MatmulGlobalElems { lhs: dtype.into(), rhs: rhs.dtype.into(), out: out_dtype.into() });
         let launched = cubek::matmul::launch::launch_ref(
             &kernel.strategy(),
             &out.client,
             InputBinding::new(lhs.clone().binding(), dtype.into()),
-            InputBinding::new(rhs.clone().binding(), dtype.into()),
+            InputBinding::new(rhs.clone().binding(), rhs.dtype.into()),
             out.clone().binding(),
             &mut dtypes,
         );
@@ -417,6 +471,9 @@ pub trait CubeMatmul: burn::tensor::backend::Backend {
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CubeMatmul for CubeBackend<R, F, I, BT> {
     fn matmul(lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> CubeTensor<R> {
+        if let Some(out) = split_k_launch::<R, F, I, BT>(&lhs, &rhs) {
+            return out;
+        }
         match launch(&lhs, &rhs) {
             Some(out) => out,
             None => <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs),

@@ -8,7 +8,7 @@
 mod common;
 use common::{host, max_relative_error};
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, DType, FloatDType, Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_wgpu::WgpuRuntime;
 use lorta_core::cube_matmul::{self, Kernel, KernelChoice};
@@ -89,5 +89,41 @@ fn routed_products_match_burns_in_values_and_gradients() {
     }
     assert_eq!(cube_matmul::backward_splits(), splits + 3, "the two lhs gradients and the x·K-like forward split along the inner dim");
     assert!(cube_matmul::kernel_decisions().is_empty(), "f32: no kernel launched by the routing {:?}", cube_matmul::kernel_decisions());
+
+    // f16 at 128 rows with an inner dim of 2048: split-K (two chunks, f32 partial sums), in both
+    // forms (`x·W` and `x·Wᵀ` through the transposed product), against the host product of the
+    // same f16 values; on lavapipe the chunks take the unit kernel
+    // (both forms at this inner dim only under `all`; `auto` splits `x·W` from 8192 on)
+    cube_matmul::set_split_k(cube_matmul::SplitK::Auto);
+    let split_k = cube_matmul::split_k_products();
+    // (read back: fusion runs the product lazily, under the mode of that moment)
+    host(product(tensor::<Ad, 2>([128, 2048], 1).cast(FloatDType::F16), tensor::<Ad, 2>([2048, 256], 7).cast(FloatDType::F16)));
+    assert_eq!(cube_matmul::split_k_products(), split_k, "auto: an inner dim of 2048 stays whole");
+    cube_matmul::set_split_k(cube_matmul::SplitK::All);
+    let split_k = cube_matmul::split_k_products();
+    for (b_dims, transpose_b) in [([2048, 256], false), ([256, 2048], true)] {
+        let a = tensor::<Ad, 2>([128, 2048], 1).cast(FloatDType::F16);
+        let b = tensor::<Ad, 2>(b_dims, 7).cast(FloatDType::F16);
+        let (ha, hb) = (host(a.clone()), host(b.clone()));
+        let b_used = if transpose_b { b.swap_dims(0, 1) } else { b };
+        let y = product(a, b_used);
+        assert_eq!(y.dtype(), DType::F16);
+        let mut expected = vec![0f32; 128 * 256];
+        for i in 0..128 {
+            for j in 0..256 {
+                let dot: f64 = (0..2048).map(|p| ha[i * 2048 + p] as f64 * hb[if transpose_b { j * 2048 + p } else { p * 256 + j }] as f64).sum();
+                expected[i * 256 + j] = dot as f32;
+            }
+        }
+        let err = max_relative_error(&host(y), &expected, "split-K");
+        // one f16 rounding of the result (2⁻¹¹ relative to an entry, entries up to the largest)
+        assert!(err < 1e-3, "split-K f16 product (b transposed: {transpose_b}): relative error {err:e}");
+    }
+    assert_eq!(cube_matmul::split_k_products(), split_k + 2, "both f16 products split along the inner dim");
+    assert!(
+        cube_matmul::kernel_decisions().iter().any(|d| d.0 == DType::F16 && d.1 == vec![2, 128, 1024] && d.2 == vec![2, 1024, 256]),
+        "the x·W chunks as one batched product: {:?}",
+        cube_matmul::kernel_decisions()
+    );
     unregister_matmul_kernel::<Ad>();
 }

@@ -347,7 +347,7 @@ pub fn set_kernel_cache(dir: &std::path::Path) -> anyhow::Result<()> {
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     {
         use cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
-        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        let mut config = read_cubecl_toml(|| CubeClRuntimeConfig::from_current_dir().override_from_env())?;
         let dir = dir.canonicalize().map_err(|e| anyhow::anyhow!("--kernel-cache {}: {e}", dir.display()))?;
         config.compilation.cache = Some(CacheConfig::File(dir.clone()));
         config.autotune.cache = CacheConfig::File(dir);
@@ -355,6 +355,25 @@ pub fn set_kernel_cache(dir: &std::path::Path) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("--kernel-cache: CubeCL was configured before the option was read"))?;
     }
     Ok(())
+}
+
+/// Runs CubeCL's reader of `cubecl.toml` (the working directory's or a parent's), which panics on
+/// a file it cannot parse, and turns that panic into an error naming the file and the problem.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn read_cubecl_toml<T>(read: impl FnOnce() -> T + std::panic::UnwindSafe) -> anyhow::Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(read);
+    std::panic::set_hook(hook);
+    result.map_err(|payload| {
+        let what = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("unreadable");
+        let cwd = std::env::current_dir().map_or_else(|_| "the working directory".into(), |d| d.display().to_string());
+        anyhow::anyhow!("cubecl.toml (CubeCL's settings, read from {cwd} or a parent folder): {what}")
+    })
 }
 
 #[cfg(test)]
@@ -385,6 +404,17 @@ mod tests {
         assert_eq!(flag("simple_unit").matmul_kernels(BackendKind::Wgpu).unwrap(), KernelChoice::List(vec![Kernel::SimpleUnit]));
         let err = flag("fast").matmul_kernels(BackendKind::Cuda).unwrap_err().to_string();
         assert!(err.contains("--matmul-kernel") && err.contains("fast"), "{err}");
+    }
+
+    /// CubeCL panics on a `cubecl.toml` it cannot parse: that becomes an error naming the file.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    #[test]
+    fn unreadable_cubecl_toml_is_an_error_naming_the_file() {
+        assert_eq!(read_cubecl_toml(|| 7).unwrap(), 7);
+        let err = read_cubecl_toml(|| -> u8 { panic!("The file provided doesn't have the right format => unknown variant `file`") })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cubecl.toml") && err.contains("unknown variant `file`"), "{err}");
     }
 
     /// The split f32 product is for f32 runs on CUDA without `--tf32`, nothing else.

@@ -5,7 +5,7 @@
 //!
 //! `cargo build --release -p lorta-bench --features cuda --bin matmul-strategies`
 //! `matmul-strategies [--shapes [[HEADSx]BATCHx]MxKxN[t][p],...] [--dtypes bf16,f32] [--iters 20]
-//!  [--strategies a,b] [--check] [--json FILE]` (suffix `t`: the right side is read as the
+//!  [--strategies a,b] [--check] [--routed] [--json FILE]` (suffix `t`: the right side is read as the
 //! transpose of a stored `[n, k]`, a column-major view as in backward; suffix `p`: both operands
 //! are attention-style views, `[batch, heads, rows, cols]` permuted out of a stored
 //! `[batch, rows, heads, cols]`, so the head stride is smaller than the row stride; `--check`:
@@ -215,6 +215,63 @@ fn time_strategy(
     Ok((times[times.len() / 2], first_ms, values, error))
 }
 
+/// [`time_strategy`] for the product as our models run it: `lorta_core::cube_matmul`'s routing
+/// under `auto` (kernel lists; split-K of every few-row half-precision product the chunk rule
+/// accepts when `split_k`, none otherwise), a new
+/// output per launch. 2-D shapes only.
+fn time_routed(split_k: bool, shape: Shape, dtype: DType, iters: usize, exact: Option<&mut Option<Vec<f32>>>) -> Result<(f64, f64, Vec<f32>, Option<f32>), String> {
+    use lorta_core::cube_matmul::{self, CubeMatmul, KernelChoice, SplitK};
+    if shape.batch * shape.heads != 1 || shape.permuted {
+        return Err("2-D shapes only".into());
+    }
+    cube_matmul::set_kernels(KernelChoice::Auto);
+    cube_matmul::set_split_k(if split_k { SplitK::All } else { SplitK::Off });
+    let device = Default::default();
+    <B as burn::tensor::backend::Backend>::seed(&device, 7);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let lhs_t = Tensor::<B, 2>::random([shape.m, shape.k], normal, &device).cast(dtype);
+    let rhs_t = if shape.rhs_transposed {
+        Tensor::<B, 2>::random([shape.n, shape.k], normal, &device).cast(dtype)
+    } else {
+        Tensor::<B, 2>::random([shape.k, shape.n], normal, &device).cast(dtype)
+    };
+    let rhs_view = if shape.rhs_transposed { rhs_t.clone().swap_dims(0, 1) } else { rhs_t.clone() };
+    let (lhs, rhs): (CubeTensor<CudaRuntime>, CubeTensor<CudaRuntime>) =
+        (lhs_t.clone().into_primitive().tensor(), rhs_view.into_primitive().tensor());
+    let client = lhs.client.clone();
+    let sync = || burn_cubecl::cubecl::future::block_on(client.sync()).map_err(|e| format!("{e:?}"));
+    let launch = || <B as CubeMatmul>::matmul(lhs.clone(), rhs.clone());
+    let splits = cube_matmul::split_k_products();
+    sync()?;
+    let start = Instant::now();
+    let out = launch();
+    sync()?;
+    let first_ms = start.elapsed().as_secs_f64() * 1e3;
+    if split_k && cube_matmul::split_k_products() == splits {
+        eprintln!("note: {}x{}x{}: not split", shape.m, shape.k, shape.n);
+    }
+    for _ in 0..3 {
+        launch();
+    }
+    sync()?;
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let start = Instant::now();
+        launch();
+        sync()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let values = Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(out)).cast(DType::F32).into_data().to_vec::<f32>().expect("f32 values");
+    let error = exact.map(|exact| {
+        let host2 = |t: Tensor<B, 2>| t.cast(DType::F32).into_data().to_vec::<f32>().expect("f32 values");
+        let exact = exact.get_or_insert_with(|| host_product(shape, &host2(lhs_t), &host2(rhs_t)));
+        let scale = exact.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+        values.iter().zip(exact.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+    });
+    Ok((times[times.len() / 2], first_ms, values, error))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
@@ -245,6 +302,8 @@ fn main() {
     let iters: usize = flag("--iters").map(|s| s.parse().expect("--iters: a number")).unwrap_or(20);
     // exact host product (f64) per shape: slow for large shapes (seconds per GFLOP)
     let check = args.iter().any(|a| a == "--check");
+    // also our own routing (`lorta_core::cube_matmul`, with and without split-K) on 2-D shapes
+    let routed = args.iter().any(|a| a == "--routed");
     let only: Option<Vec<String>> = flag("--strategies").map(|s| s.split(',').map(String::from).collect());
 
     let mut rows = Vec::new();
@@ -294,6 +353,22 @@ fn main() {
                         println!("| {label} | {dtype:?} | {name} | unavailable: {short} | | | |");
                         rows.push(serde_json::json!({"shape": label, "dtype": format!("{dtype:?}"), "strategy": name, "error": error}));
                     }
+                }
+            }
+            let routed_runs: &[(&str, bool)] = if routed { &[("lorta_routed", true), ("lorta_routed_no_split_k", false)] } else { &[] };
+            for &(name, split_k) in routed_runs {
+                match time_routed(split_k, shape, dtype, iters, check.then_some(&mut exact)) {
+                    Ok((ms, first_ms, values, error)) => {
+                        let tflops = 2.0 * (shape.m * shape.k * shape.n) as f64 / (ms * 1e-3) / 1e12;
+                        let auto = *auto_ms.get_or_insert(ms);
+                        let reference = auto_values.get_or_insert_with(|| values.clone());
+                        let scale = reference.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+                        let diff = values.iter().zip(reference.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+                        println!("| {label} | {dtype:?} | {name} | {ms:.4} | {tflops:.1} | {first_ms:.0} | {:.2}x | {diff:.1e} | {} |", ms / auto, error.map_or("-".into(), |e| format!("{e:.1e}")));
+                        rows.push(serde_json::json!({"shape": label, "dtype": format!("{dtype:?}"), "strategy": name,
+                            "median_ms": ms, "tflops": tflops, "first_launch_ms": first_ms, "max_rel_diff_to_auto": diff, "max_rel_error_to_exact": error}));
+                    }
+                    Err(error) => println!("| {label} | {dtype:?} | {name} | unavailable: {error} | | | |"),
                 }
             }
             if let (Some(auto), Some((name, ms))) = (auto_ms, best) {
