@@ -157,14 +157,15 @@ pub const AUTO_COLUMN_MAJOR_RHS: [Kernel; 3] = [Kernel::OrderedDoubleMma, Kernel
 /// 0.771 vs 1.190 ms, `[4096, 2304]·[2304, 3072]ᵀ` 0.782 vs 0.983, `[4096, 2304]·[2304, 768]ᵀ`
 /// 0.376 vs 0.369 (H200, measurements h200-2026-11-30-s16, call 1).
 pub const AUTO_COLUMN_MAJOR_RHS_F32: [Kernel; 3] = [Kernel::SpecializedTmaMma, Kernel::OrderedDoubleMma, Kernel::DoubleCyclicMma];
-/// ... on rank-2 products with this many rows (tokens): the few-row products where burn's
-/// default kernel is weakest. Measured on an H200, routed vs burn's own in one call: LLaMA-2-7B
-/// bf16 at 128 tokens LoRA r4 159.8 vs 246.7 ms per step, LoRTA r4 133.8 vs 242.8
-/// (measurements/h200-2026-11-30-s11). With 4,096 rows (GLUE batches) routing gains little in a
-/// training step (RoBERTa bf16 48.8 vs 51.0 ms; `LORTA_MATMUL_AUTO_MAX_ROWS` moves the upper
-/// end). Batched products (attention) keep burn's kernel: it is as fast on them, and the cyclic
-/// tensor-core kernels misread their column-major operands (`Kernel::accepts`).
-pub const AUTO_ROWS: std::ops::RangeInclusive<usize> = 128..=1024;
+/// ... on rank-2 products with this many rows (tokens). Measured on an H200, routed vs burn's
+/// own in one call: LLaMA-2-7B bf16 at 128 tokens LoRA r4 159.8 vs 246.7 ms per step, LoRTA r4
+/// 133.8 vs 242.8 (measurements/h200-2026-11-30-s11); GLUE batches of 32 × 128 = 4,096 rows,
+/// RoBERTa-base bf16 31.4 / 38.0 vs 43.9 / 43.5 ms per step (h200-2026-11-30-s16, call 7; 48.8
+/// vs 51.0 in session 14, before the fused layer operations took other costs out of the step).
+/// `LORTA_MATMUL_AUTO_MAX_ROWS` moves the upper end. Batched products (attention) keep burn's
+/// kernel: it is as fast on them, and the cyclic tensor-core kernels misread their column-major
+/// operands (`Kernel::accepts`).
+pub const AUTO_ROWS: std::ops::RangeInclusive<usize> = 128..=4096;
 
 impl KernelChoice {
     /// `default`, `auto` or a comma list of kernel names.
@@ -720,11 +721,13 @@ mod tests {
     }
 
     #[test]
-    fn auto_routes_few_row_half_precision_products_only() {
-        // LLaMA at 128 tokens: routed; GLUE batches (32 × 128 rows), f32, attention: burn's own
+    fn auto_routes_half_precision_products_of_up_to_4096_rows_only() {
+        // LLaMA at 128 tokens, GLUE batches (32 × 128 rows): routed; more rows, f32, attention:
+        // burn's own
         assert!(auto_routes(DType::BF16, &[128, 4096]));
         assert!(auto_routes(DType::F16, &[1024, 4096]));
-        assert!(!auto_routes(DType::BF16, &[4096, 768]));
+        assert!(auto_routes(DType::BF16, &[4096, 768]));
+        assert!(!auto_routes(DType::BF16, &[8192, 768]));
         assert!(!auto_routes(DType::BF16, &[32, 384]));
         assert!(!auto_routes(DType::F32, &[128, 4096]));
         assert!(!auto_routes(DType::BF16, &[1, 32, 128, 128]));

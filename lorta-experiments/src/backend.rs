@@ -105,8 +105,8 @@ pub struct GpuArgs {
     #[arg(long)]
     pub tf32: bool,
     /// GPU matmul kernels: `auto` (CUDA's default: CubeCL's warp-specialised tensor-core kernels
-    /// for 2-D bf16/f16 products of 128–1024 rows, e.g. LLM steps at 128 tokens: LLaMA-2-7B LoRA
-    /// 232 vs 301 ms on an H200; other products keep burn's fused kernels), `default` (burn's
+    /// for 2-D bf16/f16 products of 128–4096 rows, e.g. LLM steps at 128 tokens, GLUE batches of
+    /// 32 × 128, and for exact-f32 products; other products keep burn's kernels), `default` (burn's
     /// selection everywhere; wgpu's default), or a comma list of specialized_tma_mma,
     /// specialized_cyclic_mma, double_cyclic_mma, simple_cyclic_mma, simple_unit, tried in order
     /// for every product (experimental: batched products went NaN). Default: $LORTA_MATMUL_KERNEL,

@@ -141,6 +141,33 @@ fn host(t: Tensor<B, 4>) -> Vec<f32> {
     t.cast(DType::F32).into_data().to_vec::<f32>().expect("f32 values")
 }
 
+/// Median milliseconds of `iters` calls of `launch` (each synchronised, after three unmeasured
+/// ones) and the first call's time (kernel compilation included).
+fn median_and_first_ms(
+    mut launch: impl FnMut() -> Result<(), String>,
+    sync: impl Fn() -> Result<(), String>,
+    iters: usize,
+) -> Result<(f64, f64), String> {
+    sync()?;
+    let start = Instant::now();
+    launch()?;
+    sync()?;
+    let first_ms = start.elapsed().as_secs_f64() * 1e3;
+    for _ in 0..3 {
+        launch()?;
+    }
+    sync()?;
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let start = Instant::now();
+        launch()?;
+        sync()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], first_ms))
+}
+
 /// Median milliseconds of `iters` launches (each synchronised), and the first launch's time
 /// (kernel compilation included), or the launch error.
 /// `exact`: the host product of the (seeded, so identical) operands, computed on the first call
@@ -188,23 +215,7 @@ fn time_strategy(
         )
         .map_err(|e| format!("{e:?}"))
     };
-    sync()?;
-    let start = Instant::now();
-    launch()?;
-    sync()?;
-    let first_ms = start.elapsed().as_secs_f64() * 1e3;
-    for _ in 0..3 {
-        launch()?;
-    }
-    sync()?;
-    let mut times = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        let start = Instant::now();
-        launch()?;
-        sync()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
+    let (median_ms, first_ms) = median_and_first_ms(launch, sync, iters)?;
     let values = host(out_tensor);
     // error against the exact product of the rounded operands, relative to its largest entry
     let error = exact.map(|exact| {
@@ -212,7 +223,7 @@ fn time_strategy(
         let scale = exact.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
         values.iter().zip(exact.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
     });
-    Ok((times[times.len() / 2], first_ms, values, error))
+    Ok((median_ms, first_ms, values, error))
 }
 
 /// [`time_strategy`] for the product as our models run it: `lorta_core::cube_matmul`'s routing
@@ -242,26 +253,18 @@ fn time_routed(split_k: bool, shape: Shape, dtype: DType, iters: usize, exact: O
     let sync = || burn_cubecl::cubecl::future::block_on(client.sync()).map_err(|e| format!("{e:?}"));
     let launch = || <B as CubeMatmul>::matmul(lhs.clone(), rhs.clone());
     let splits = cube_matmul::split_k_products();
-    sync()?;
-    let start = Instant::now();
-    let out = launch();
-    sync()?;
-    let first_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (median_ms, first_ms) = median_and_first_ms(
+        || {
+            launch();
+            Ok(())
+        },
+        sync,
+        iters,
+    )?;
     if split_k && cube_matmul::split_k_products() == splits {
         eprintln!("note: {}x{}x{}: not split", shape.m, shape.k, shape.n);
     }
-    for _ in 0..3 {
-        launch();
-    }
-    sync()?;
-    let mut times = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        let start = Instant::now();
-        launch();
-        sync()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
+    let out = launch();
     let values = Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(out)).cast(DType::F32).into_data().to_vec::<f32>().expect("f32 values");
     let error = exact.map(|exact| {
         let host2 = |t: Tensor<B, 2>| t.cast(DType::F32).into_data().to_vec::<f32>().expect("f32 values");
@@ -269,7 +272,7 @@ fn time_routed(split_k: bool, shape: Shape, dtype: DType, iters: usize, exact: O
         let scale = exact.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
         values.iter().zip(exact.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
     });
-    Ok((times[times.len() / 2], first_ms, values, error))
+    Ok((median_ms, first_ms, values, error))
 }
 
 fn main() {
@@ -328,13 +331,17 @@ fn main() {
             let mut auto_values: Option<Vec<f32>> = None;
             let mut exact: Option<Vec<f32>> = None;
             let mut best: Option<(&str, f64)> = None;
-            for (name, strategy) in strategies() {
-                if let Some(only) = &only {
-                    if name != "auto (default)" && !only.iter().any(|o| o == name) {
-                        continue;
-                    }
-                }
-                match time_strategy(&strategy, shape, dtype, iters, check.then_some(&mut exact)) {
+            // CubeCL's kernels launched directly, then (`--routed`) the product as our models run it
+            let kernels = strategies().into_iter().filter(|(name, _)| {
+                only.as_ref().is_none_or(|only| *name == "auto (default)" || only.iter().any(|o| o == name))
+            });
+            let routed_runs = if routed { vec![("lorta_routed", None, true), ("lorta_routed_no_split_k", None, false)] } else { vec![] };
+            for (name, strategy, split_k) in kernels.map(|(name, strategy)| (name, Some(strategy), false)).chain(routed_runs) {
+                let result = match &strategy {
+                    Some(strategy) => time_strategy(strategy, shape, dtype, iters, check.then_some(&mut exact)),
+                    None => time_routed(split_k, shape, dtype, iters, check.then_some(&mut exact)),
+                };
+                match result {
                     Ok((ms, first_ms, values, error)) => {
                         let tflops = 2.0 * (shape.batch * shape.heads * shape.m * shape.k * shape.n) as f64 / (ms * 1e-3) / 1e12;
                         let auto = *auto_ms.get_or_insert(ms);
@@ -353,22 +360,6 @@ fn main() {
                         println!("| {label} | {dtype:?} | {name} | unavailable: {short} | | | |");
                         rows.push(serde_json::json!({"shape": label, "dtype": format!("{dtype:?}"), "strategy": name, "error": error}));
                     }
-                }
-            }
-            let routed_runs: &[(&str, bool)] = if routed { &[("lorta_routed", true), ("lorta_routed_no_split_k", false)] } else { &[] };
-            for &(name, split_k) in routed_runs {
-                match time_routed(split_k, shape, dtype, iters, check.then_some(&mut exact)) {
-                    Ok((ms, first_ms, values, error)) => {
-                        let tflops = 2.0 * (shape.m * shape.k * shape.n) as f64 / (ms * 1e-3) / 1e12;
-                        let auto = *auto_ms.get_or_insert(ms);
-                        let reference = auto_values.get_or_insert_with(|| values.clone());
-                        let scale = reference.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
-                        let diff = values.iter().zip(reference.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
-                        println!("| {label} | {dtype:?} | {name} | {ms:.4} | {tflops:.1} | {first_ms:.0} | {:.2}x | {diff:.1e} | {} |", ms / auto, error.map_or("-".into(), |e| format!("{e:.1e}")));
-                        rows.push(serde_json::json!({"shape": label, "dtype": format!("{dtype:?}"), "strategy": name,
-                            "median_ms": ms, "tflops": tflops, "first_launch_ms": first_ms, "max_rel_diff_to_auto": diff, "max_rel_error_to_exact": error}));
-                    }
-                    Err(error) => println!("| {label} | {dtype:?} | {name} | unavailable: {error} | | | |"),
                 }
             }
             if let (Some(auto), Some((name, ms))) = (auto_ms, best) {
