@@ -367,8 +367,11 @@ mod tests {
             <F32 as FloatTensorOps<F32>>::float_matmul(lhs, rhs)
         }
         let device = Default::default();
-        let x = Tensor::<F32, 2>::random([128, 4096], Distribution::Default, &device);
-        let k = Tensor::<F32, 2>::random([4096, 4], Distribution::Default, &device);
+        // f32 explicitly: ndarray's one CPU device keeps the float dtype another backend type
+        // last used on it (an f64 test before this one made `random` give f64 here)
+        let x = Tensor::<F32, 2>::random([128, 4096], Distribution::Default, &device).cast(burn::tensor::FloatDType::F32);
+        let k = Tensor::<F32, 2>::random([4096, 4], Distribution::Default, &device).cast(burn::tensor::FloatDType::F32);
+        assert_eq!(x.dtype(), DType::F32);
         let expected = x.clone().matmul(k.clone());
         register_matmul_kernel::<F32>(recording);
         let split = product_with(Rewrites::DEFAULT, x.clone(), k.clone());
