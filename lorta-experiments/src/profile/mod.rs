@@ -32,8 +32,9 @@ pub struct ProfileRow {
     pub ms_max: f64,
     pub steps: usize,
     /// CPU milliseconds per timed step of the thread that runs the step (builds the graph,
-    /// registers and dispatches the kernels): close to `ms_per_step` means the step is
-    /// host-bound. `None` off Linux.
+    /// registers and dispatches the kernels). Close to `ms_per_step` does not by itself mean
+    /// host-bound: the thread also spins while it waits for room in the queue to the device
+    /// (LLaMA-2-7B on an H200: equal to the step time with the GPU 96 % busy). `None` off Linux.
     pub main_thread_cpu_ms_per_step: Option<f64>,
     /// The same for all threads of the process (the backends' device threads included).
     pub process_cpu_ms_per_step: Option<f64>,
