@@ -103,7 +103,7 @@ impl<B: Backend> Lora<B> {
         }
         let ranks: Vec<usize> = used.iter().map(|&i| self.a[i].dims()[0]).collect();
         let stacked = Tensor::cat(used.iter().map(|&i| self.a[i].val()).collect(), 0);
-        // scaled once here rather than per site (fewer operations; the GPU step is host-bound)
+        // scaled once here rather than per site (fewer operations and kernels per GPU step)
         let z = matmul(x, stacked.transpose()).mul_scalar(self.config.scaling()); // [n, Σ r]
         let n = z.dims()[0];
         // equal ranks: each site's columns through `stacked_columns` (one-kernel backward)
