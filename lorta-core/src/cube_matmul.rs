@@ -393,7 +393,13 @@ fn split_k_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElemen
     lhs: &CubeTensor<R>,
     rhs: &CubeTensor<R>,
 ) -> Option<CubeTensor<R>> {
-    if kernels() != KernelChoice::Auto || !auto_routes(lhs.dtype, lhs.meta.shape()) || lhs.qparams.is_some() || rhs.qparams.is_some() {
+    // off by default: the one cheap check first, every product passes here
+    if split_k::mode() == SplitK::Off
+        || kernels() != KernelChoice::Auto
+        || !auto_routes(lhs.dtype, lhs.meta.shape())
+        || lhs.qparams.is_some()
+        || rhs.qparams.is_some()
+    {
         return None;
     }
     let (lshape, rshape) = (lhs.meta.shape().to_vec(), rhs.meta.shape().to_vec());

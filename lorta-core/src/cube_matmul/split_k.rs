@@ -76,7 +76,7 @@ pub fn set_split_k(mode: SplitK) {
 }
 
 /// [`set_split_k`]'s choice, else `LORTA_SPLIT_K` (`auto`, `all`; read once), else [`SplitK::Off`].
-fn mode() -> SplitK {
+pub(super) fn mode() -> SplitK {
     static FROM_ENV: OnceLock<SplitK> = OnceLock::new();
     match CHOICE.load(Ordering::Relaxed) {
         1 => SplitK::Off,
