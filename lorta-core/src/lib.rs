@@ -21,6 +21,7 @@ pub mod error;
 pub mod fused;
 pub mod init;
 pub mod io;
+pub mod log_softmax;
 pub mod matmul;
 pub mod params;
 pub mod shapes;

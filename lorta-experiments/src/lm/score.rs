@@ -72,7 +72,7 @@ pub fn continuation_logprobs<B: Backend>(model: &LlamaForCausalLM<B>, batch: &Pa
     let [b, s, v] = logits.dims();
     let logits = logits.slice([0..b, 0..s - 1, 0..v]);
     let logits = if logits.dtype() == DType::F32 { logits } else { logits.cast(FloatDType::F32) };
-    let lp = log_softmax(logits, 2);
+    let lp = lorta_core::log_softmax::log_softmax_last(logits);
     let tok = lp.gather(2, batch.next_ids.clone().reshape([b, s - 1, 1])).reshape([b, s - 1]);
     let mask = batch.target_mask.clone();
     let mask = if mask.dtype() == tok.dtype() { mask } else { mask.cast(FloatDType::F32) };

@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{backend::AutodiffBackend, backend::Backend, DType, Distribution, Int, Tensor};
 use lorta_core::{AdapterConfig, MatrixKind, Method};
@@ -142,13 +141,12 @@ fn profile_one<B: AutodiffBackend>(
     let ids = Tensor::<B, 2, Int>::random([b, t + 1], Distribution::Uniform(0.0, spec.config.vocab_size as f64), device);
     let inputs = ids.clone().narrow(1, 0, t);
     let targets = ids.narrow(1, 1, t).reshape([b * t]);
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
 
     let step = |model: LlamaForCausalLM<B>, probe: &mut MemoryProbe<'_, B>| {
         let logits = model.forward(inputs.clone(), None);
         let v = logits.dims()[2];
         let logits = logits.reshape([b * t, v]).cast(DType::F32);
-        let loss = loss_fn.forward(logits, targets.clone());
+        let loss = lorta_core::log_softmax::cross_entropy(logits, targets.clone());
         probe.sample();
         let grads = loss.backward();
         probe.sample();
