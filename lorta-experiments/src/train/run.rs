@@ -55,7 +55,8 @@ pub struct TrainConfig {
     #[serde(default = "default_dtype")]
     pub dtype: DType,
     /// Padded sequence lengths are rounded up to a multiple of this (GPU backends compile
-    /// kernels per shape; 1 = pad to the longest example of the batch).
+    /// kernels per shape; 1 = pad to the longest example of the batch). Above 1, a partial
+    /// training batch is also padded to `batch_size` rows that weigh nothing in the loss.
     #[serde(default = "one")]
     pub pad_to_multiple: usize,
     /// Random weights from the model folder's config.json (timing runs only).
@@ -151,18 +152,26 @@ pub fn is_head_param(path: &str) -> bool {
     path.starts_with("dense.") || path.starts_with("out.")
 }
 
-fn loss_fn<B: Backend>(logits: Tensor<B, 2>, labels: &BatchLabels, device: &B::Device) -> Tensor<B, 1> {
+/// The batch loss averaged over its first `real` rows; rows after them pad a partial batch to
+/// the full batch shape and weigh nothing (see [`GlueTrainTask`]'s `loss`).
+fn loss_fn<B: Backend>(logits: Tensor<B, 2>, labels: &BatchLabels, real: usize, device: &B::Device) -> Tensor<B, 1> {
     let [b, _] = logits.dims();
-    match labels {
+    let per_row = match labels {
         BatchLabels::Class(c) => {
             let y = Tensor::<B, 2, Int>::from_data(TensorData::new(c.clone(), [b, 1]), device);
-            log_softmax(logits, 1).gather(1, y).mean().neg()
+            log_softmax(logits, 1).gather(1, y).reshape([b]).neg()
         }
         BatchLabels::Score(s) => {
             let y = Tensor::<B, 1>::from_data(TensorData::new(s.clone(), [b]), device);
-            (logits.reshape([b]) - y).square().mean()
+            (logits.reshape([b]) - y).square()
         }
+    };
+    if real >= b {
+        return per_row.mean();
     }
+    let weights: Vec<f32> = (0..b).map(|r| if r < real { 1.0 } else { 0.0 }).collect();
+    let weights = Tensor::<B, 1>::from_data(TensorData::new(weights, [b]), device).cast(per_row.dtype());
+    (per_row * weights).sum().div_scalar(real as f64)
 }
 
 /// Predictions on `dev` (file order) and the task metrics.
@@ -231,11 +240,21 @@ impl<B: AutodiffBackend> Task<B> for GlueTrainTask<'_> {
     }
 
     fn loss(&self, model: &Self::Model, batch: &[usize], device: &B::Device) -> Result<Tensor<B, 1>> {
-        let refs: Vec<&Encoded> = batch.iter().map(|&i| &self.data.train[i]).collect();
+        let mut refs: Vec<&Encoded> = batch.iter().map(|&i| &self.data.train[i]).collect();
+        let real = refs.len();
+        // Where lengths are padded to buckets (GPU backends), a partial batch is also padded to
+        // the full batch with copies of its first example that weigh nothing in the loss: one
+        // shape per length bucket. The partial last batch of an epoch otherwise brought new
+        // shapes to compile mid-training, after which MiniLM bf16 steps took ~28 ms instead of
+        // ~16, in that process and in later ones reading the kernel cache (H200, measurements
+        // h200-2026-12-01-s17, calls 3-5).
+        if self.config.pad_to_multiple > 1 && (1..self.config.batch_size).contains(&real) {
+            refs.resize(self.config.batch_size, refs[0]);
+        }
         let b = pad_batch_to(&refs, self.data.pad_id, self.config.pad_to_multiple);
         let t = to_tensors::<B>(&b, device);
         let logits = model.forward(t.input_ids, Some(t.attention_mask), Some(t.token_type_ids));
-        Ok(loss_fn(logits, &b.labels, device))
+        Ok(loss_fn(logits, &b.labels, real, device))
     }
 
     fn evaluate(&self, model: &BertForSequenceClassification<B::InnerBackend>, device: &B::Device) -> Result<Metrics> {
@@ -313,3 +332,34 @@ pub fn is_finished(out: &Path) -> bool {
     read_metrics(out).is_ok()
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+    use burn_ndarray::NdArray;
+
+    type AB = burn_autodiff::Autodiff<NdArray>;
+
+    /// A batch padded with extra rows gives the unpadded batch's loss and gradients, and no
+    /// gradient to the padding rows (classification and regression).
+    #[test]
+    fn padding_rows_weigh_nothing_in_the_loss() {
+        let device = Default::default();
+        for (width, labels, padded_labels) in [
+            (3, BatchLabels::Class(vec![2, 0]), BatchLabels::Class(vec![2, 0, 2, 2])),
+            (1, BatchLabels::Score(vec![0.5, -1.0]), BatchLabels::Score(vec![0.5, -1.0, 0.5, 0.5])),
+        ] {
+            let logits = Tensor::<AB, 2>::random([4, width], Distribution::Normal(0.0, 2.0), &device).require_grad();
+            let real = logits.clone().slice([0..2, 0..width]);
+            let unpadded = loss_fn(real, &labels, 2, &device);
+            let padded = loss_fn(logits.clone(), &padded_labels, 2, &device);
+            padded.clone().into_data().assert_approx_eq::<f32>(&unpadded.clone().into_data(), Tolerance::absolute(1e-6));
+            let g_pad = logits.grad(&padded.backward()).unwrap();
+            let g_ref = logits.grad(&unpadded.backward()).unwrap();
+            g_pad.clone().into_data().assert_approx_eq::<f32>(&g_ref.into_data(), Tolerance::absolute(1e-6));
+            let tail = g_pad.slice([2..4, 0..width]).abs().max().into_scalar();
+            assert_eq!(tail, 0.0, "padding rows got a gradient");
+        }
+    }
+}
