@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 use lorta_models::llama::LlamaForCausalLM;
 
 use crate::glue::{epoch_batches, BatchConfig};
-use crate::lm::score::{continuation_logprobs, pad_sequences, sft_loss, to_host};
+use crate::lm::score::{continuation_logprobs, pad_sequences, pad_sequences_rows, sft_loss, to_host};
 use crate::lm::Sequence;
 use crate::train::task::{Metrics, Task};
 
@@ -49,7 +49,9 @@ impl<B: AutodiffBackend> Task<B> for SftTask {
 
     fn loss(&self, model: &Self::Model, batch: &[usize], device: &B::Device) -> Result<Tensor<B, 1>> {
         let seqs: Vec<&Sequence> = batch.iter().map(|&i| &self.train[i]).collect();
-        let padded = pad_sequences::<B>(&seqs, self.pad_id, self.pad_to_multiple, device)?;
+        // on a GPU (lengths in buckets) a partial batch keeps the full batch's rows
+        let rows = if self.pad_to_multiple > 1 { self.batch_size } else { seqs.len() };
+        let padded = pad_sequences_rows::<B>(&seqs, rows, self.pad_id, self.pad_to_multiple, device)?;
         Ok(sft_loss(continuation_logprobs(model, &padded), &padded.counts))
     }
 

@@ -25,9 +25,26 @@ pub struct PaddedSequences<B: Backend> {
 /// longest sequence rounded up to a multiple of `multiple`: on a GPU, few distinct lengths mean
 /// few kernels to compile and tune (1 = no rounding; results do not depend on it).
 pub fn pad_sequences<B: Backend>(seqs: &[&Sequence], pad_id: u32, multiple: usize, device: &B::Device) -> Result<PaddedSequences<B>> {
-    let b = seqs.len();
+    pad_sequences_rows(seqs, seqs.len(), pad_id, multiple, device)
+}
+
+/// [`pad_sequences`] with at least `rows` rows: the rows after `seqs` repeat the first sequence
+/// with no target token (count 0, target mask 0), so they add nothing to any loss built on
+/// [`continuation_logprobs`] (sums per row) and the counts. Training batches on a GPU take the
+/// full batch's rows this way even when an epoch's last batch is partial: one shape per length
+/// bucket (a partial batch's new shapes, compiled mid-training, slowed later GLUE steps ~1.8×,
+/// measurements h200-2026-12-01-s17).
+pub fn pad_sequences_rows<B: Backend>(
+    seqs: &[&Sequence],
+    rows: usize,
+    pad_id: u32,
+    multiple: usize,
+    device: &B::Device,
+) -> Result<PaddedSequences<B>> {
+    let real = seqs.len();
+    let b = rows.max(real);
     let longest = seqs.iter().map(|q| q.ids.len()).max().unwrap_or(0);
-    if b == 0 || longest < 2 {
+    if real == 0 || longest < 2 {
         bail!("a scoring batch needs at least one sequence of two or more tokens");
     }
     let s = longest.next_multiple_of(multiple.max(1));
@@ -36,7 +53,8 @@ pub fn pad_sequences<B: Backend>(seqs: &[&Sequence], pad_id: u32, multiple: usiz
     let mut next = Vec::with_capacity(b * (s - 1));
     let mut tmask = Vec::with_capacity(b * (s - 1));
     let mut counts = Vec::with_capacity(b);
-    for q in seqs {
+    for (r, q) in seqs.iter().chain(std::iter::repeat_n(&seqs[0], b - real)).enumerate() {
+        let padding = r >= real;
         if q.target_start == 0 || q.target_start >= q.ids.len() {
             bail!("sequence of {} tokens has no scorable target (target starts at {})", q.ids.len(), q.target_start);
         }
@@ -52,9 +70,9 @@ pub fn pad_sequences<B: Backend>(seqs: &[&Sequence], pad_id: u32, multiple: usiz
         for t in 0..s - 1 {
             let target = t + 1;
             next.push(if target < n { q.ids[target] as i64 } else { pad_id as i64 });
-            tmask.push(if q.is_target(target) { 1.0f32 } else { 0.0 });
+            tmask.push(if q.is_target(target) && !padding { 1.0f32 } else { 0.0 });
         }
-        counts.push(count);
+        counts.push(if padding { 0 } else { count });
     }
     Ok(PaddedSequences {
         input_ids: Tensor::from_data(TensorData::new(ids, [b, s]), device),
@@ -236,6 +254,55 @@ mod tests {
         let padded = to_host(continuation_logprobs(&model, &wide)).unwrap();
         for (i, (p, s)) in padded.iter().zip(&sums).enumerate() {
             assert!((p - s).abs() < 1e-5 * s.abs().max(1.0), "candidate {i}: {p} padded to 16 vs {s}");
+        }
+        // extra rows (a partial training batch kept at the full batch's rows): the real rows'
+        // values unchanged, the extra rows score nothing and count no target
+        let more = pad_sequences_rows::<B>(&refs, refs.len() + 3, 0, 16, &dev).unwrap();
+        assert_eq!(more.input_ids.dims()[0], refs.len() + 3);
+        assert_eq!(&more.counts[..refs.len()], &batch.counts[..]);
+        assert_eq!(&more.counts[refs.len()..], &[0, 0, 0]);
+        let rows = to_host(continuation_logprobs(&model, &more)).unwrap();
+        for (i, (p, s)) in rows.iter().zip(&sums).enumerate() {
+            assert!((p - s).abs() < 1e-5 * s.abs().max(1.0), "candidate {i}: {p} with extra rows vs {s}");
+        }
+        assert!(rows[refs.len()..].iter().all(|&v| v == 0.0), "extra rows scored {:?}", &rows[refs.len()..]);
+    }
+
+    /// The training losses over a batch with extra rows (a partial batch kept at the full
+    /// batch's rows on a GPU) equal the losses over the batch itself, and so do their gradients.
+    #[test]
+    fn losses_ignore_the_extra_rows_of_a_padded_batch() {
+        let dir = fixture("tiny-llama");
+        let dev = Default::default();
+        let mut model = LlamaForCausalLM::<AB>::load(&dir, &LoadOptions::inference(), &dev).unwrap();
+        // a tracked embedding: its gradient stands for the whole backward
+        model.model.embed_tokens = burn::module::Param::from_tensor(model.model.embed_tokens.val().detach().require_grad());
+        let r = json("tiny-llama/reference.json");
+        let seqs: Vec<Sequence> = r["copa"].as_array().unwrap()[0]["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| Sequence::new(ids(&c["ids"]), c["prompt_len"].as_u64().unwrap() as usize))
+            .collect();
+        let refs: Vec<&Sequence> = seqs.iter().collect();
+        let groups = [ChoiceGroup { start: 0, len: refs.len(), correct: 1 }];
+        let grad_norm = |loss: Tensor<AB, 1>| -> (f64, f64) {
+            let value: f64 = loss.clone().into_scalar().elem();
+            let grads = loss.backward();
+            let g = model.model.embed_tokens.val().grad(&grads).expect("embedding gradient");
+            (value, g.square().sum().into_scalar().elem())
+        };
+        for rows in [refs.len(), refs.len() + 2] {
+            let batch = pad_sequences_rows::<AB>(&refs, rows, 0, 16, &dev).unwrap();
+            let sft = grad_norm(sft_loss(continuation_logprobs(&model, &batch), &batch.counts));
+            let cls = grad_norm(classification_loss(continuation_logprobs(&model, &batch), &batch.counts, &groups));
+            let base = pad_sequences::<AB>(&refs, 0, 16, &dev).unwrap();
+            let sft_ref = grad_norm(sft_loss(continuation_logprobs(&model, &base), &base.counts));
+            let cls_ref = grad_norm(classification_loss(continuation_logprobs(&model, &base), &base.counts, &groups));
+            for ((v, g), (v_ref, g_ref)) in [(sft, sft_ref), (cls, cls_ref)] {
+                assert!((v - v_ref).abs() < 1e-5 * v_ref.abs().max(1.0), "{rows} rows: loss {v} vs {v_ref}");
+                assert!((g - g_ref).abs() < 1e-4 * g_ref.abs().max(1e-6), "{rows} rows: |grad|² {g} vs {g_ref}");
+            }
         }
     }
 

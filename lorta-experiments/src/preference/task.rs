@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::data::PreferencePair;
 use crate::glue::{epoch_batches, BatchConfig};
 use crate::lm::chat::{assistant, render_chat, system, ChatMessage};
-use crate::lm::score::{continuation_logprobs, dpo_loss, dpo_stats, pad_sequences, to_host, DpoStats};
+use crate::lm::score::{continuation_logprobs, dpo_loss, dpo_stats, pad_sequences, pad_sequences_rows, to_host, DpoStats};
 use crate::lm::{LmTokenizer, Sequence};
 use crate::train::task::{Metrics, Task};
 
@@ -150,13 +150,16 @@ impl<B: AutodiffBackend> Task<B> for DpoTask {
         // reference policy: the same weights, adapter off, no autodiff graph
         let reference = model.valid().without_tuning().ok_or_else(|| anyhow!("DPO needs a reference policy: use an adapter method, not full fine-tuning"))?;
         let seqs: Vec<&Sequence> = pairs.iter().map(|p| &p.chosen).chain(pairs.iter().map(|p| &p.rejected)).collect();
-        let ref_batch = pad_sequences::<B::InnerBackend>(&seqs, self.pad_id, self.config.pad_to_multiple, device)?;
+        // on a GPU (lengths in buckets) a partial batch keeps the full batch's rows; the padding
+        // rows come after the chosen and rejected ones and carry no target token
+        let rows = if self.config.pad_to_multiple > 1 { 2 * self.config.batch_size } else { seqs.len() };
+        let ref_batch = pad_sequences_rows::<B::InnerBackend>(&seqs, rows, self.pad_id, self.config.pad_to_multiple, device)?;
         let refs = to_host(continuation_logprobs(&reference, &ref_batch))?;
-        let batch = pad_sequences::<B>(&seqs, self.pad_id, self.config.pad_to_multiple, device)?;
+        let batch = pad_sequences_rows::<B>(&seqs, rows, self.pad_id, self.config.pad_to_multiple, device)?;
         let sums = continuation_logprobs(model, &batch);
         let chosen = sums.clone().slice([0..n]);
         let rejected = sums.slice([n..2 * n]);
-        Ok(dpo_loss(chosen, rejected, &refs[..n], &refs[n..], self.config.beta))
+        Ok(dpo_loss(chosen, rejected, &refs[..n], &refs[n..2 * n], self.config.beta))
     }
 
     fn evaluate(&self, model: &<Self::Model as AutodiffModule<B>>::InnerModule, device: &B::Device) -> Result<Metrics> {

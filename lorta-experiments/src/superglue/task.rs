@@ -20,7 +20,7 @@ use super::metrics::{drop_em_f1, squad_em_f1};
 use super::prompts::{clean_generation, LmExample, Target};
 use super::LlmTask;
 use crate::glue::{epoch_batches, BatchConfig};
-use crate::lm::score::{classification_loss, continuation_logprobs, greedy_answer, pad_sequences, sft_loss, to_host, ChoiceGroup};
+use crate::lm::score::{classification_loss, continuation_logprobs, greedy_answer, pad_sequences, pad_sequences_rows, sft_loss, to_host, ChoiceGroup};
 use crate::lm::{LmTokenizer, Sequence};
 use crate::train::task::{Metrics, Task};
 
@@ -89,6 +89,18 @@ fn encode_eval(ex: &LmExample, tok: &LmTokenizer, max_len: usize, max_new_tokens
 }
 
 impl Table3Task {
+    /// Sequences a training item puts in a batch, at most (its candidates, or one).
+    fn rows_per_item(&self) -> usize {
+        self.train
+            .iter()
+            .map(|t| match t {
+                TrainItem::Choice { seqs, .. } => seqs.len(),
+                TrainItem::Lm(_) => 1,
+            })
+            .max()
+            .unwrap_or(1)
+    }
+
     pub fn new(splits: &TaskSplits, tok: LmTokenizer, config: Table3TaskConfig) -> Result<Self> {
         let task = splits.task;
         let enc_train = |xs: &[LmExample]| -> Result<Vec<TrainItem>> {
@@ -190,7 +202,10 @@ impl<B: AutodiffBackend> Task<B> for Table3Task {
                 TrainItem::Lm(s) => seqs.push(s),
             }
         }
-        let padded = pad_sequences::<B>(&seqs, self.tok.pad_id, self.config.pad_to_multiple, device)?;
+        // on a GPU (lengths in buckets) every batch has a full batch's rows (the padding rows
+        // belong to no group and carry no target token)
+        let rows = if self.config.pad_to_multiple > 1 { self.config.batch_size * self.rows_per_item() } else { seqs.len() };
+        let padded = pad_sequences_rows::<B>(&seqs, rows, self.tok.pad_id, self.config.pad_to_multiple, device)?;
         let sums = continuation_logprobs(model, &padded);
         Ok(if groups.is_empty() { sft_loss(sums, &padded.counts) } else { classification_loss(sums, &padded.counts, &groups) })
     }
