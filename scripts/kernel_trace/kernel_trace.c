@@ -21,11 +21,13 @@ typedef CUptiResult (*register_fn)(CUpti_BuffersCallbackRequestFunc, CUpti_Buffe
 typedef CUptiResult (*enable_fn)(CUpti_ActivityKind);
 typedef CUptiResult (*next_fn)(uint8_t *, size_t, CUpti_Activity **);
 typedef CUptiResult (*flush_fn)(uint32_t);
+typedef CUptiResult (*dropped_fn)(CUcontext, uint32_t, size_t *);
 
 static next_fn activity_next;
 static flush_fn activity_flush;
+static dropped_fn activity_dropped;
 static FILE *out;
-static unsigned long long records;
+static unsigned long long records, dropped;
 
 #define BUFFER_BYTES (8u << 20)
 
@@ -37,10 +39,12 @@ static void CUPTIAPI buffer_requested(uint8_t **buffer, size_t *size, size_t *ma
 }
 
 static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t *buffer, size_t size, size_t valid) {
-    (void)ctx;
-    (void)stream;
     (void)size;
     CUpti_Activity *record = NULL;
+    size_t lost = 0;
+    // records CUPTI could not store (buffers full): a trace with gaps must say so
+    if (activity_dropped && activity_dropped(ctx, stream, &lost) == CUPTI_SUCCESS)
+        dropped += lost;
     while (out && activity_next(buffer, valid, &record) == CUPTI_SUCCESS) {
         records++;
         switch (record->kind) {
@@ -76,7 +80,7 @@ static void finish(void) {
     if (activity_flush)
         activity_flush(1);
     if (out) {
-        fprintf(stderr, "kernel_trace: %llu records written\n", records);
+        fprintf(stderr, "kernel_trace: %llu records written, %llu dropped\n", records, dropped);
         fclose(out);
         out = NULL;
     }
@@ -94,6 +98,7 @@ int InitializeInjection(void) {
     enable_fn enable = (enable_fn)dlsym(cupti, "cuptiActivityEnable");
     activity_next = (next_fn)dlsym(cupti, "cuptiActivityGetNextRecord");
     activity_flush = (flush_fn)dlsym(cupti, "cuptiActivityFlushAll");
+    activity_dropped = (dropped_fn)dlsym(cupti, "cuptiActivityGetNumDroppedRecords");
     if (!reg || !enable || !activity_next || !activity_flush) {
         fprintf(stderr, "kernel_trace: CUPTI lacks the activity API\n");
         return 0;
