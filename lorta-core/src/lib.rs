@@ -10,6 +10,7 @@
 //! - [`params`]: trainable-parameter counting.
 //! - [`matmul`]: the matrix product every model and adapter uses (f32-exact on TF32 hardware).
 //! - [`fused`]: layer operations with a hand-written backward (one autodiff node each; RMSNorm).
+//! - [`flat_join`]: many tensors as one flat tensor in few launches (the flat-buffer AdamW).
 //! - [`shapes`]: equivalent shapes for products and reductions that untuned GPU kernels run slowly.
 //! - `cube_matmul` (feature `cubecl`): products on CubeCL backends through a kernel chosen per shape.
 
@@ -18,6 +19,7 @@ mod backend_registry;
 pub mod cube_matmul;
 pub mod decomp;
 pub mod error;
+pub mod flat_join;
 pub mod fused;
 pub mod init;
 pub mod io;

@@ -210,11 +210,25 @@ impl GpuArgs {
         // the exact f32 product as one operation, whatever the kernel choice (`LORTA_EXACT_MATMUL_OP=0`:
         // the composite of ~15 operations, for A/B runs)
         let exact_op = std::env::var("LORTA_EXACT_MATMUL_OP").map_or(true, |v| v.trim() != "0");
+        // the optimizer's gradient join in a few launches (`LORTA_FLAT_JOIN=0`: burn's `cat`, one
+        // launch per parameter, for A/B runs)
+        let flat_join = std::env::var("LORTA_FLAT_JOIN").map_or(true, |v| v.trim() != "0");
         match kind {
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => cube_matmul::register_runtime::<cubecl::cuda::CudaRuntime, f32, i32, u8>(route, exact_op),
+            BackendKind::Cuda => {
+                cube_matmul::register_runtime::<cubecl::cuda::CudaRuntime, f32, i32, u8>(route, exact_op);
+                if flat_join {
+                    lorta_core::flat_join::cube::register::<cubecl::cuda::CudaRuntime, f32, i32, u8>(32);
+                }
+            }
             #[cfg(feature = "wgpu")]
-            BackendKind::Wgpu => cube_matmul::register_runtime::<cubecl::wgpu::WgpuRuntime, f32, i32, u32>(route, exact_op),
+            BackendKind::Wgpu => {
+                cube_matmul::register_runtime::<cubecl::wgpu::WgpuRuntime, f32, i32, u32>(route, exact_op);
+                if flat_join {
+                    // one storage binding per part: 8 stays within what Vulkan adapters allow
+                    lorta_core::flat_join::cube::register::<cubecl::wgpu::WgpuRuntime, f32, i32, u32>(7);
+                }
+            }
             _ => {}
         }
         Ok(())

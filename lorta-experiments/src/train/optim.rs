@@ -4,7 +4,7 @@
 //!
 //! Parameters that share learning rate, weight decay and step count are updated as one flat
 //! tensor (PyTorch's multi-tensor `foreach` AdamW does the same on CUDA): their gradients are
-//! joined by one concatenation, moments and values stay in flat buffers from step to step, and
+//! joined by one operation (`lorta_core::flat_join`: a few kernel launches on GPU backends), moments and values stay in flat buffers from step to step, and
 //! each parameter is a slice of its buffer. A GPU step is bound by the host's cost per tensor
 //! operation, and a per-parameter update records ~16 of them (LLaMA-2-7B with LoRA on q,k,v,o
 //! has 256 adapter tensors). The state is still written and read per module path.
@@ -31,7 +31,8 @@ use anyhow::{bail, Result};
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, ElementConversion, FloatDType, Tensor, TensorData};
+use burn::tensor::{ops::FloatTensor, DType, ElementConversion, FloatDType, Tensor, TensorData};
+use lorta_core::flat_join::join_flat;
 use serde::{Deserialize, Serialize};
 
 /// AdamW hyper-parameters shared by all groups.
@@ -116,7 +117,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
     }
 }
 
-fn to_f32<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
+fn to_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     if x.dtype() == DType::F32 {
         x
     } else {
@@ -158,8 +159,9 @@ struct Member<B: Backend> {
     lr: GroupLr,
     /// Step count after this step.
     t: u64,
-    /// Flat f32 gradient.
-    grad: Option<Tensor<B, 1>>,
+    /// f32 gradient in the parameter's shape (and layout: [`join_flat`] reads strided ones in
+    /// place).
+    grad: Option<FloatTensor<B>>,
     /// Flat f32 value (its master where kept) and moments, for a parameter not in a buffer.
     own: Option<[Tensor<B, 1>; 3]>,
 }
@@ -255,7 +257,7 @@ impl<B: AutodiffBackend, F: Fn(&str) -> GroupLr> ModuleVisitor<B> for Gather<'_,
                 (t, Some([p, m, v]))
             }
         };
-        self.members.push(Member { id: param.id, path, shape, dtype, require_grad, lr, t: t + 1, grad: Some(to_f32(grad.reshape([n]))), own });
+        self.members.push(Member { id: param.id, path, shape, dtype, require_grad, lr, t: t + 1, grad: Some(to_f32(grad).into_primitive().tensor()), own });
     }
 }
 
@@ -321,8 +323,9 @@ impl<B: Backend> AdamW<B> {
         for (i, member) in members.iter().enumerate() {
             groups.entry((member.lr.lr.to_bits(), member.lr.weight_decay.to_bits(), member.t)).or_default().push(i);
         }
+        // one operation per group (a few kernel launches on GPU backends, not one per parameter)
         let joined_grads: Vec<Tensor<B, 1>> =
-            groups.values().map(|idx| join(idx.iter().map(|&i| members[i].grad.take().expect("taken once")).collect())).collect();
+            groups.values().map(|idx| join_flat::<B>(idx.iter().map(|&i| members[i].grad.take().expect("taken once")).collect())).collect();
         let (norm, scale) = match max_grad_norm {
             Some(max) if max > 0.0 && !joined_grads.is_empty() => {
                 let sum_sq = joined_grads.iter().map(|g| g.clone().square().sum()).reduce(|a, b| a + b).expect("one group");
