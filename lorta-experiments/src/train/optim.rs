@@ -4,8 +4,9 @@
 //!
 //! Parameters that share learning rate, weight decay and step count are updated as one flat
 //! tensor (PyTorch's multi-tensor `foreach` AdamW does the same on CUDA): their gradients are
-//! joined by one operation (`lorta_core::flat_join`: a few kernel launches on GPU backends), moments and values stay in flat buffers from step to step, and
-//! each parameter is a slice of its buffer. A GPU step is bound by the host's cost per tensor
+//! joined by one operation (`lorta_core::flat_join`: a few kernel launches on GPU backends),
+//! moments and values stay in flat buffers from step to step, and each parameter is a slice of
+//! its buffer. A GPU step is bound by the host's cost per tensor
 //! operation, and a per-parameter update records ~16 of them (LLaMA-2-7B with LoRA on q,k,v,o
 //! has 256 adapter tensors). The state is still written and read per module path.
 //!
