@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# session 18, call 1: the optimizer's gradient join in a few launches (`lorta_core::flat_join`)
-# against burn's `cat` (`LORTA_FLAT_JOIN=0`), alternating processes: LLaMA-2-7B bf16 LoRA r4
-# beside PEFT LoRA r4 (two PEFT runs), LoRTA r4 once; an in-stream kernel trace of the LoRA step
-# with and without; RoBERTa-base f32 (random weights) LoRA r8 on q,v beside PEFT.
+# session 18, call 1: session 18's two launch cuts — the optimizer's gradient join in a few
+# launches (`lorta_core::flat_join`) and LoRA's products with row-major factor gradients
+# (`fused::linear`) — against session 17's step (`LORTA_FLAT_JOIN=0` and `LORTA_FUSED_OPS` without
+# `linear`), alternating processes: LLaMA-2-7B bf16 LoRA r4 beside PEFT LoRA r4 (two PEFT runs),
+# LoRTA r4 once; in-stream kernel traces of the LoRA step both ways; RoBERTa-base f32 (random
+# weights) LoRA r8 on q,v both ways beside PEFT; a tiny-fixture LoRA sft both ways (losses equal
+# up to summation order).
 set -u
 : "${OUT:?}"; W=$OUT/s18c1; mkdir -p $W  # straight under $OUT: a call cut short still returns what ran
 G=.gpu
@@ -17,8 +20,8 @@ traced() { local n=$1 lim=$2; shift 2; [ $SECONDS -lt ${STOP:-520} ] || { st $n 
     timeout $lim "$@" > $W/$n.out 2> $W/$n.log; st $n $?; gzip -f $W/$n.tsv 2>/dev/null; }  # traces: ~1-2 MB each
 plain() { local n=$1 lim=$2; shift 2; [ $SECONDS -lt ${STOP:-520} ] || { st $n skipped; return; }
   timeout $lim "$@" > $W/$n.out 2> $W/$n.log; st $n $?; }
-OFF="env LORTA_FLAT_JOIN=0"
-# the join is a copy: a tiny fixture LLaMA's LoRA sft run gives the same losses with and without
+OFF="env LORTA_FLAT_JOIN=0 LORTA_FUSED_OPS=rms_norm,layer_norm,attention,add_update,swiglu,stacked_block"
+# a tiny fixture LLaMA's LoRA sft run: the same losses both ways, up to summation order
 F=lorta-experiments/tests/fixtures/llm
 SFT="sft --backend cuda --data $F/alpaca.json --eval-examples 1 --batch-size 2 --max-steps 4 --method lora --rank 2 --targets q,v --max-len 128 --model $F/tiny-llama"
 plain sft-on 90 $BIN $SFT --out $W/sft-on

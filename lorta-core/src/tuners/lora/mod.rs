@@ -1,6 +1,6 @@
 //! LoRA (Hu et al. 2021): ΔW = (α/r)·B·A per adapted matrix, `A: [r, in]` kaiming-uniform
 //! (a = √5), `B: [out, r]` zero. PEFT keys `base_model.model.<module>.lora_{A,B}.weight`.
-use crate::fused::{block_selectors, stacked_columns};
+use crate::fused::{block_selectors, linear, stacked_columns};
 use crate::matmul::matmul;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Tensor};
@@ -104,7 +104,8 @@ impl<B: Backend> Lora<B> {
         let ranks: Vec<usize> = used.iter().map(|&i| self.a[i].dims()[0]).collect();
         let stacked = Tensor::cat(used.iter().map(|&i| self.a[i].val()).collect(), 0);
         // scaled once here rather than per site (fewer operations and kernels per GPU step)
-        let z = matmul(x, stacked.transpose()).mul_scalar(self.config.scaling()); // [n, Σ r]
+        // (`linear`: the stacked gradient comes out row-major, so each site's rows are a view)
+        let z = linear(x, stacked).mul_scalar(self.config.scaling()); // [n, Σ r]
         let n = z.dims()[0];
         // equal ranks: each site's columns through `stacked_columns` (one-kernel backward)
         let selectors = if ranks.iter().all(|&r| r == ranks[0]) { block_selectors::<B>(ranks.len(), &z.device(), z.dtype()) } else { None };
@@ -122,7 +123,7 @@ impl<B: Backend> Lora<B> {
                 };
                 start += ranks[k];
                 k += 1;
-                Some(matmul(zi, self.b[i].val().transpose()))
+                Some(linear(zi, self.b[i].val()))
             })
             .collect()
     }
@@ -139,7 +140,7 @@ impl<B: Backend> Adapter<B> for Lora<B> {
         let i = self.index(site)?;
         let s = self.config.scaling();
         // the scaling on the rank-r intermediate, not on the [n, out] result
-        Some(matmul(matmul(x, self.a[i].val().transpose()).mul_scalar(s), self.b[i].val().transpose()))
+        Some(linear(linear(x, self.a[i].val()).mul_scalar(s), self.b[i].val()))
     }
     fn delta_weight(&self, site: Site) -> Option<Tensor<B, 2>> {
         let i = self.index(site)?;
