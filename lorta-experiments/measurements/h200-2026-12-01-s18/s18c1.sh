@@ -7,17 +7,19 @@
 # weights) LoRA r8 on q,v both ways beside PEFT; a tiny-fixture LoRA sft both ways (losses equal
 # up to summation order).
 set -u
-: "${OUT:?}"; W=$OUT/s18c1; mkdir -p $W  # straight under $OUT: a call cut short still returns what ran
+: "${OUT:?}"; W=/tmp/s18c1; rm -rf $W; mkdir -p $W
 G=.gpu
 export PYTHONUNBUFFERED=1 LORTA_KERNEL_CACHE=/tmp/lorta-kernels-s18 XDG_RUNTIME_DIR=/tmp
 T=$SECONDS
 rm -f $G/lorta-experiments; xz -dc $G/lorta-experiments.xz > $G/lorta-experiments; chmod +x $G/lorta-experiments
 BIN=$G/lorta-experiments
-st() { echo "$1 rc=$2 $((SECONDS-T))s" >> $W/stages.txt; }
+# one archive, rewritten after every stage: at most 8 files come back from a call, and a call cut
+# short still returns what ran (session 19's run of this script wrote ~50 files under $OUT and got 8)
+st() { echo "$1 rc=$2 $((SECONDS-T))s" >> $W/stages.txt; tar czf $OUT/s18c1.tgz -C /tmp s18c1 2>/dev/null; }
 CUPTI=$(python3 -c "import glob,os,torch; d=os.path.dirname(os.path.dirname(torch.__file__)); print((sorted(glob.glob(d+'/nvidia/**/libcupti.so*', recursive=True))+[''])[0])")
 traced() { local n=$1 lim=$2; shift 2; [ $SECONDS -lt ${STOP:-520} ] || { st $n skipped; return; }
   CUDA_INJECTION64_PATH=$PWD/$G/libkernel_trace.so KERNEL_TRACE_CUPTI=$CUPTI KERNEL_TRACE_FILE=$W/$n.tsv \
-    timeout $lim "$@" > $W/$n.out 2> $W/$n.log; st $n $?; gzip -f $W/$n.tsv 2>/dev/null; }  # traces: ~1-2 MB each
+    timeout $lim "$@" > $W/$n.out 2> $W/$n.log; local rc=$?; gzip -f $W/$n.tsv 2>/dev/null; st $n $rc; }  # traces: ~1-2 MB each
 plain() { local n=$1 lim=$2; shift 2; [ $SECONDS -lt ${STOP:-520} ] || { st $n skipped; return; }
   timeout $lim "$@" > $W/$n.out 2> $W/$n.log; st $n $?; }
 OFF="env LORTA_FLAT_JOIN=0 LORTA_FUSED_OPS=rms_norm,layer_norm,attention,add_update,swiglu,stacked_block"
@@ -64,3 +66,4 @@ import json,glob,os
 for p in sorted(glob.glob('$W/*r32*.json')):
     r=json.load(open(p)); n=os.path.basename(p)[:-5]
     print('%-11s median %6.2f ms  first %6.2f s' % (n, r.get('median_step_ms') or 0, r.get('first_step_seconds') or 0))"
+tar czf $OUT/s18c1.tgz -C /tmp s18c1
